@@ -1,0 +1,132 @@
+// @ts-check
+/**
+ * StorageHealth front-end: draws the `status`, `stats` and `report` traits
+ * that Python fills; Refresh / Run integrity check are sent to Python.
+ */
+import {
+  actionButton, badge, errorPanel, formatBytes, formatCount, h, onChange, progressPanel, setBusy, stackedBar, table,
+} from "./lib/ui.js";
+
+/** @typedef {import("./lib/ui.js").Model} Model */
+
+/** @type {Record<string, [string, "green" | "amber" | "red" | "blue"]>} */
+const MODES = {
+  migrated: ["Migrated", "green"],
+  legacy: ["Legacy", "amber"],
+  mid_migration: ["Mid-migration", "red"],
+  new: ["New", "blue"],
+};
+
+const COLORS = {
+  "Metadata store": "#7e57c2",
+  "Prediction arrays": "#1e88e5",
+  Artifacts: "#43a047",
+  Other: "#9e9e9e",
+};
+
+/**
+ * Storage breakdown: metadata / arrays / artifacts / everything else.
+ * @param {any} stats
+ */
+function breakdown(stats) {
+  const usage = /** @type {{name: string, size_bytes: number}[]} */ (stats.space_usage || []);
+  /** @type {Record<string, number>} */
+  const sizes = { "Metadata store": 0, "Prediction arrays": 0, Artifacts: 0, Other: 0 };
+  for (const u of usage) {
+    const key = u.name in sizes ? u.name : "Other";
+    sizes[key] += u.size_bytes;
+  }
+  return stackedBar(Object.entries(sizes).map(([label, value]) => ({
+    label, value, color: COLORS[/** @type {keyof typeof COLORS} */ (label)],
+  })));
+}
+
+/** @param {any} report */
+function integrityLine(report) {
+  if (!report || report.total_predictions === undefined) return h("span", { class: "n4a-muted" }, "Not checked yet");
+  const corrupt = report.corrupt_files || [];
+  const orphans = (report.orphan_metadata_count || 0) + (report.orphan_array_count || 0);
+  if (!corrupt.length && !orphans) {
+    return h("span", { class: "n4a-ok", "data-integrity": "healthy" }, `Healthy${report.deep ? " (full check)" : ""}`);
+  }
+  const parts = [];
+  if (orphans) {
+    parts.push(`${formatCount(orphans)} orphans (${formatCount(report.orphan_metadata_count)} predictions without arrays, `
+      + `${formatCount(report.orphan_array_count)} array rows without a prediction)`);
+  }
+  if (corrupt.length) {
+    parts.push(`${corrupt.length} corrupt file(s): ${corrupt.map((/** @type {string} */ p) => p.split(/[\\/]/).pop()).join(", ")}`);
+  }
+  return h("span", { class: "n4a-bad", "data-integrity": "problems" }, parts.join(" · "));
+}
+
+/** @param {any} report */
+function datasetTable(report) {
+  const rows = (report.datasets || []).map((/** @type {any} */ d) => [
+    d.name, formatCount(d.prediction_count), formatBytes(d.parquet_size_bytes), formatCount(d.pending_tombstones),
+  ]);
+  const t = table(["Dataset", "Predictions", "Array file", "Pending deletes"], rows, { empty: "No datasets yet" });
+  t.setAttribute("data-table", "datasets");
+  return t;
+}
+
+/** @param {{model: Model, el: HTMLElement}} ctx */
+function render({ model, el }) {
+  const root = h("div", { class: "n4a-widget n4a-storage-health" });
+  const header = h("div", { class: "n4a-header" });
+  const banner = h("div", { class: "n4a-banner", "data-banner": "migration" });
+  const body = h("div", {});
+  const progress = progressPanel(model);
+  const errors = errorPanel(model);
+  const buttons = h("div", { class: "n4a-row" },
+    actionButton(model, "Refresh", "refresh"),
+    actionButton(model, "Run integrity check", "integrity_check", { kind: "primary" }));
+  root.append(header, banner, errors.el, progress.el, body, buttons);
+  el.append(root);
+
+  const draw = () => {
+    const status = model.get("status") || {};
+    const stats = model.get("stats") || {};
+    const report = model.get("report") || {};
+    const [label, color] = MODES[status.storage_mode] || ["Unknown", "grey"];
+    header.replaceChildren(
+      h("span", { class: "n4a-title" }, "Workspace storage"),
+      status.storage_mode ? badge(label, color) : badge("…", "grey"),
+      h("span", { class: "n4a-path" }, String(model.get("workspace_path") || "")),
+    );
+    if (status.migration_needed) {
+      banner.style.display = "";
+      banner.replaceChildren(
+        h("strong", {}, status.storage_mode === "mid_migration" ? "A migration was interrupted. " : "Migration needed. "),
+        String(status.message || ""), " Open ",
+        h("code", {}, `MigrationWizard(${JSON.stringify(model.get("workspace_path"))})`), " to migrate it safely.",
+      );
+    } else {
+      banner.style.display = "none";
+    }
+    body.replaceChildren(
+      h("div", { class: "n4a-section" }, h("div", { class: "n4a-section-title" }, "Storage"),
+        stats.space_usage ? breakdown(stats) : h("span", { class: "n4a-muted" }, "…")),
+      h("div", { class: "n4a-section" },
+        h("span", { class: "n4a-section-title" }, "Integrity: "), integrityLine(report),
+        report.checked_at ? h("span", { class: "n4a-muted" }, `  checked ${report.checked_at}`) : null),
+      h("div", { class: "n4a-section" },
+        h("div", { class: "n4a-section-title" },
+          `Datasets (${formatCount(report.total_datasets ?? 0)}) · ${formatCount(report.total_predictions ?? 0)} predictions`
+          + ` · ${formatCount(report.pending_tombstones ?? 0)} pending deletes`),
+        datasetTable(report)),
+    );
+    setBusy(root, model.get("state") === "running");
+  };
+  draw();
+  const dispose = onChange(model, ["status", "stats", "report", "state", "workspace_path"], draw);
+
+  return () => {
+    dispose();
+    progress.dispose();
+    errors.dispose();
+    root.remove();
+  };
+}
+
+export default { render };

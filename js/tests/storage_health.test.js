@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import widget from "../storage_health.js";
+import { FakeModel } from "./fake_model.js";
+
+const report = {
+  total_predictions: 5, total_datasets: 2, pending_tombstones: 1, orphan_metadata_count: 0, orphan_array_count: 0,
+  corrupt_files: [], deep: false, checked_at: "2026-01-01T00:00:00+00:00",
+  datasets: [
+    { name: "wheat protein", prediction_count: 3, parquet_size_bytes: 2048, pending_tombstones: 1 },
+    { name: "corn", prediction_count: 2, parquet_size_bytes: 1024, pending_tombstones: 0 },
+  ],
+};
+
+function setup(traits = {}) {
+  const model = new FakeModel({
+    workspace_path: "/data/ws", state: "done", progress: 0, message: "", elapsed: 0, error: {},
+    status: { storage_mode: "migrated", migration_needed: false, message: "" },
+    stats: { space_usage: [{ name: "Metadata store", size_bytes: 100 }, { name: "Prediction arrays", size_bytes: 300 }] },
+    report, ...traits,
+  });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = widget.render({ model, el });
+  return { model, el, cleanup };
+}
+
+describe("StorageHealth", () => {
+  it("renders badge, datasets and integrity", () => {
+    const { el } = setup();
+    expect(el.querySelector(".n4a-badge").textContent).toBe("Migrated");
+    const rows = el.querySelectorAll("[data-table=datasets] tbody tr");
+    expect(rows.length).toBe(2);
+    expect(rows[0].textContent).toContain("wheat protein");
+    expect(el.querySelector("[data-integrity]").textContent).toContain("Healthy");
+    expect(el.querySelector("[data-banner]").style.display).toBe("none");
+  });
+
+  it("shows the migration banner and amber badge for legacy stores", () => {
+    const { el } = setup({ status: { storage_mode: "legacy", migration_needed: true, message: "Old DuckDB." } });
+    expect(el.querySelector(".n4a-badge").className).toContain("amber");
+    expect(el.querySelector("[data-banner]").textContent).toContain("MigrationWizard");
+  });
+
+  it("names corrupt files and orphans", () => {
+    const { el } = setup({ report: { ...report, corrupt_files: ["/data/ws/arrays/corn.parquet"], orphan_array_count: 2 } });
+    const line = el.querySelector("[data-integrity]").textContent;
+    expect(line).toContain("corn.parquet");
+    expect(line).toContain("2 orphans");
+  });
+
+  it("sends button actions and disables buttons while running", () => {
+    const { el, model } = setup();
+    el.querySelector("[data-action=integrity_check]").click();
+    expect(model.sent.at(-1).content).toEqual({ action: "integrity_check", args: {} });
+    model.set("state", "running");
+    expect(el.querySelector("[data-action=refresh]").disabled).toBe(true);
+    expect(el.querySelector("[data-action=cancel]").disabled).toBe(false);
+  });
+
+  it("shows errors in the error area", () => {
+    const { el, model } = setup();
+    model.set("error", { type: "CorruptStoreError", message: "bad file", hint: "restore it" });
+    expect(el.querySelector(".n4a-error").textContent).toContain("bad file");
+  });
+
+  it("cleanup removes its DOM and every listener", () => {
+    const { el, model, cleanup } = setup();
+    expect(model.listenerCount()).toBeGreaterThan(0);
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+    expect(el.children.length).toBe(0);
+  });
+});

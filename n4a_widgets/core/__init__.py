@@ -1,0 +1,30 @@
+"""Storage logic around nirs4all, free of any Jupyter import."""
+
+from .errors import (
+    CorruptStoreError,
+    InvalidArgumentError,
+    MigrationError,
+    NotAWorkspaceError,
+    OperationCancelledError,
+    PlanChangedError,
+    QueryRejectedError,
+    UnsupportedFormatError,
+    WorkspaceBusyError,
+    WorkspaceError,
+)
+from .workspace import Workspace, as_workspace
+
+__all__ = [
+    "CorruptStoreError",
+    "InvalidArgumentError",
+    "MigrationError",
+    "NotAWorkspaceError",
+    "OperationCancelledError",
+    "PlanChangedError",
+    "QueryRejectedError",
+    "UnsupportedFormatError",
+    "Workspace",
+    "WorkspaceBusyError",
+    "WorkspaceError",
+    "as_workspace",
+]

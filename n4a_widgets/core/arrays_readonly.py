@@ -1,0 +1,94 @@
+"""Read-only views of ``arrays/``: which prediction ids each Parquet file holds.
+
+We read only the ``prediction_id`` and ``dataset_name`` columns (cheap), and
+use nirs4all's read-only ``ArrayStore`` for file naming and tombstones so our
+idea of "which file belongs to which dataset" is nirs4all's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import layout
+
+
+def array_store_readonly(root: Path) -> Any:
+    """nirs4all's ``ArrayStore`` in read-only mode (creates nothing on disk)."""
+    from nirs4all.pipeline.storage.array_store import ArrayStore
+
+    return ArrayStore(root, read_only=True)
+
+
+def parquet_path_for(root: Path, dataset_name: str) -> Path:
+    """The file nirs4all uses for ``dataset_name`` (names are sanitized)."""
+    return Path(array_store_readonly(root)._parquet_path(dataset_name))
+
+
+def read_tombstones(root: Path) -> dict[str, str]:
+    """Pending deletes ``{prediction_id: timestamp}`` (empty when none)."""
+    if not (root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE).exists():
+        return {}
+    return dict(array_store_readonly(root)._read_tombstones())
+
+
+@dataclass
+class ArrayFileScan:
+    """What one pass over ``arrays/*.parquet`` found."""
+
+    ids_by_dataset: dict[str, set[str]] = field(default_factory=dict)
+    files_by_dataset: dict[str, Path] = field(default_factory=dict)
+    bytes_by_file: dict[Path, int] = field(default_factory=dict)
+    rows_by_file: dict[Path, int] = field(default_factory=dict)
+    corrupt_files: list[str] = field(default_factory=list)
+
+    @property
+    def all_ids(self) -> set[str]:
+        out: set[str] = set()
+        for ids in self.ids_by_dataset.values():
+            out |= ids
+        return out
+
+
+def scan_array_files(
+    root: Path,
+    *,
+    deep: bool = False,
+    on_file: Callable[[int, int, Path], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ArrayFileScan:
+    """Read the id columns of every array file; ``deep`` decodes every column.
+
+    A file that cannot be read (truncated, not Parquet, missing columns) is
+    listed in ``corrupt_files`` by absolute path and contributes no ids.
+    """
+    import pyarrow.parquet as pq
+
+    scan = ArrayFileScan()
+    arrays = root / layout.ARRAYS_DIR
+    files = sorted(arrays.glob("*.parquet")) if arrays.is_dir() else []
+    for index, path in enumerate(files):
+        if should_stop is not None and should_stop():
+            break
+        if on_file is not None:
+            on_file(index, len(files), path)
+        try:
+            scan.bytes_by_file[path] = path.stat().st_size
+            pf = pq.ParquetFile(path)
+            table = pf.read(columns=["prediction_id", "dataset_name"])
+            if deep:
+                for _batch in pf.iter_batches(batch_size=2048):
+                    pass
+            scan.rows_by_file[path] = table.num_rows
+        except Exception:  # noqa: BLE001 - any read failure means the file is unusable
+            scan.corrupt_files.append(str(path))
+            continue
+        ids = table.column("prediction_id").to_pylist()
+        names = table.column("dataset_name").to_pylist()
+        for pid, name in zip(ids, names, strict=True):
+            ds = name if name is not None else path.stem
+            scan.ids_by_dataset.setdefault(ds, set()).add(pid)
+            scan.files_by_dataset.setdefault(ds, path)
+    return scan

@@ -1,0 +1,68 @@
+"""Read-only access to ``store.sqlite`` that leaves no trace.
+
+``WorkspaceStore(path)`` upgrades schemas and applies tombstones in place, so
+status and health never use it.  When no WAL file exists no writer is attached,
+and SQLite's ``immutable=1`` mode reads without creating ``-wal``/``-shm``
+files.  When a WAL exists we must read it (it holds committed rows), so we use
+``mode=ro``, which may create empty coordination files (allowed, no data
+changes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import CorruptStoreError, WorkspaceBusyError, WorkspaceError
+
+
+def _uri(db: Path, immutable: bool) -> str:
+    uri = f"{db.absolute().as_uri()}?mode=ro"
+    return uri + "&immutable=1" if immutable else uri
+
+
+def map_sqlite_error(db: Path, exc: sqlite3.Error) -> WorkspaceError:
+    """Turn a sqlite3 error into the WorkspaceError a user can act on."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return WorkspaceBusyError(f"{db} is locked by another process ({exc}).")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return CorruptStoreError(f"{db} is not a readable SQLite database ({exc}).")
+    if "unable to open" in text or "readonly" in text or "permission" in text:
+        return WorkspaceError(
+            f"Cannot open {db} for reading ({exc}).",
+            "Check that you have read permission on the workspace folder and its files.",
+        )
+    return CorruptStoreError(f"Reading {db} failed: {exc}.")
+
+
+@contextlib.contextmanager
+def open_readonly(db: Path) -> Iterator[sqlite3.Connection]:
+    """Yield a query-only connection to ``db``; close it afterwards."""
+    if not db.is_file():
+        raise WorkspaceError(f"{db} does not exist.")
+    wal = db.with_name(db.name + "-wal")
+    immutable = not wal.exists()
+    try:
+        conn = sqlite3.connect(_uri(db, immutable), uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(db, exc) from exc
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        # Force the header to be read now so corrupt files fail here.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        yield conn
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(db, exc) from exc
+    finally:
+        conn.close()
+
+
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])

@@ -1,0 +1,231 @@
+"""``Workspace``: the one object users, the CLI and the widgets talk to.
+
+Each method is a thin door into one module of ``n4a_widgets.core`` so that
+each capability (health, maintenance, migration, SQL, export, merge) lives in
+its own small file.  Heavy libraries are imported inside those modules, only
+when a method is called.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import layout
+from .errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from .export import ExportReport
+    from .health import StorageHealthReport
+    from .maintenance import CleanDeadLinksReport, CompactReport, RemoveBottomReport
+    from .merge import MergeReport
+    from .migration import MigrationReport
+    from .sql import QueryResult
+    from .status import StorageStatus
+    from .usage import WorkspaceStats
+
+Progress = Callable[[float, str], None]
+
+
+class Workspace:
+    """A nirs4all workspace folder, seen safely.
+
+    ``Workspace(path)`` checks only that ``path`` is a folder; nothing is read
+    or written until a method is called.  Read-only methods (``status``,
+    ``health``, ``stats``, ``query``, ``export``) never change a byte under the
+    workspace; destructive ones default to ``dry_run=True``.
+    """
+
+    path: Path
+    """Absolute path of the workspace folder."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if isinstance(path, Workspace):
+            path = path.path
+        try:
+            root = Path(path).expanduser().absolute()
+        except TypeError as exc:
+            raise WorkspaceError(f"Not a path: {path!r}.", "Pass the workspace folder as a string or Path.") from exc
+        if not root.exists():
+            if not layout.migration_journal(root).exists():
+                raise WorkspaceError(
+                    f"Workspace folder {root} does not exist.",
+                    "Check the path; it is the folder you passed to nirs4all as workspace_path.",
+                )
+        elif not root.is_dir():
+            raise WorkspaceError(
+                f"{root} is a file, not a workspace folder.",
+                "Pass the folder that contains store.sqlite, not a file inside it.",
+            )
+        elif not os.access(root, os.R_OK | os.X_OK):
+            raise WorkspaceError(
+                f"No permission to read {root}.",
+                "Ask the owner for read access, or copy the workspace somewhere you can read.",
+            )
+        self.path = root
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # ------------------------------------------------------------------ reads
+
+    def status(self) -> StorageStatus:
+        """Which storage format is on disk and whether it needs a migration."""
+        from .status import detect_status
+
+        return detect_status(self.path)
+
+    def health(
+        self,
+        *,
+        deep: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StorageHealthReport:
+        """Counts, sizes and integrity (orphans both ways, unreadable files).
+
+        Read-only.  ``deep=True`` also decodes every column of every array file
+        (the "integrity check"); the default reads only the id columns.
+        """
+        from .health import compute_health
+
+        return compute_health(self.path, self.status(), deep=deep, progress=progress, cancel=cancel)
+
+    def stats(self) -> WorkspaceStats:
+        """Bytes and file counts per category (metadata, arrays, artifacts, ...)."""
+        from .usage import compute_stats
+
+        return compute_stats(self.path)
+
+    def query(
+        self,
+        sql: str,
+        limit: int = 1000,
+        timeout_s: float = 30,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> QueryResult:
+        """Run one read-only SQL query over the metadata tables and ``arrays``."""
+        from .sql import run_query
+
+        return run_query(self, sql, limit=limit, timeout_s=timeout_s, cancel=cancel)
+
+    def export(
+        self,
+        dest: str | os.PathLike[str],
+        datasets: Sequence[str] | None = None,
+        partition: str | None = None,
+        model_name: str | None = None,
+        format: str = "auto",
+        *,
+        fold_id: str | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExportReport:
+        """Write live predictions with their arrays to portable Parquet."""
+        from .export import export_predictions
+
+        return export_predictions(
+            self, dest, datasets=datasets, partition=partition, model_name=model_name, format=format,
+            fold_id=fold_id, overwrite=overwrite, progress=progress, cancel=cancel,
+        )
+
+    # ----------------------------------------------------------- maintenance
+
+    def compact(
+        self,
+        dataset_name: str | None = None,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CompactReport:
+        """Apply pending deletes and rewrite array files (per dataset)."""
+        from .maintenance import compact
+
+        return compact(self, dataset_name=dataset_name, progress=progress, cancel=cancel)
+
+    def clean_dead_links(
+        self,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CleanDeadLinksReport:
+        """Remove predictions without arrays and array rows without predictions."""
+        from .maintenance import clean_dead_links
+
+        return clean_dead_links(self, dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel)
+
+    def remove_bottom(
+        self,
+        fraction: float,
+        metric: str = "val_score",
+        partition: str = "val",
+        dataset_name: str | None = None,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RemoveBottomReport:
+        """Delete the worst ``fraction`` of predictions, ranked within each metric."""
+        from .maintenance import remove_bottom
+
+        return remove_bottom(
+            self, fraction, metric=metric, partition=partition, dataset_name=dataset_name,
+            dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel,
+        )
+
+    # ------------------------------------------------------ migration, merge
+
+    def migrate(
+        self,
+        dry_run: bool = True,
+        output: str | os.PathLike[str] | None = None,
+        *,
+        action: str = "auto",
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MigrationReport:
+        """Convert a legacy store into the current format, never in place."""
+        from .migration import migrate
+
+        return migrate(self, dry_run=dry_run, output=output, action=action, progress=progress, cancel=cancel)
+
+    def merge(
+        self,
+        sources: Sequence[str | os.PathLike[str] | Workspace],
+        on_conflict: str = "keep_best",
+        datasets: Sequence[str] | None = None,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MergeReport:
+        """Merge predictions of ``sources`` into this workspace (the target)."""
+        from .merge import merge
+
+        return merge(
+            self, sources, on_conflict=on_conflict, datasets=datasets, dry_run=dry_run, plan_id=plan_id,
+            progress=progress, cancel=cancel,
+        )
+
+
+def as_workspace(value: Any) -> Workspace:
+    """Accept a path or a ``Workspace`` wherever a workspace is expected."""
+    return value if isinstance(value, Workspace) else Workspace(value)

@@ -1,0 +1,44 @@
+"""Helpers shared by the tests (no fixtures here; see conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+#: SQLite coordination files a read-only open may create (no data in them).
+EMPTY_SIDECARS = ("store.sqlite-wal", "store.sqlite-shm")
+
+
+def tree_hash(root: Path, *, ignore_empty_sidecars: bool = False) -> dict[str, str]:
+    """{relative path: sha256} for every file and folder under ``root``.
+
+    ``ignore_empty_sidecars`` drops empty ``-wal`` and the ``-shm`` files that
+    a read-only SQLite open of a WAL store may create (DESIGN.md §1 allows it).
+    """
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "dir"
+        for f in filenames:
+            full = Path(dirpath) / f
+            rel = os.path.relpath(full, root)
+            if ignore_empty_sidecars and f in EMPTY_SIDECARS and (f.endswith("-shm") or full.stat().st_size == 0):
+                continue
+            out[rel] = hashlib.sha256(full.read_bytes()).hexdigest()
+    return out
+
+
+def sqlite_rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read-only, trace-free query for assertions."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def prediction_ids(ws: Path) -> set[str]:
+    return {r[0] for r in sqlite_rows(ws / "store.sqlite", "SELECT prediction_id FROM predictions")}
