@@ -130,6 +130,21 @@ def _metadata_ids_duckdb(db: Path) -> tuple[dict[str, set[str]], dict[str, set[s
     return meta, inline
 
 
+def _metadata_ids_runs_tree(root: Path) -> dict[str, set[str]]:
+    """{dataset: ids} from the ``<dataset>.meta.parquet`` files of nirs4all <= 0.6."""
+    import pyarrow.parquet as pq
+
+    meta: dict[str, set[str]] = {}
+    for path in sorted(root.glob("*.meta.parquet")):
+        try:
+            table = pq.read_table(path, columns=["id", "dataset_name"])
+        except Exception:  # noqa: BLE001 - reported by the caller as missing data
+            continue
+        for pid, ds in zip(table.column("id").to_pylist(), table.column("dataset_name").to_pylist(), strict=True):
+            meta.setdefault(ds or path.name.removesuffix(".meta.parquet"), set()).add(str(pid))
+    return meta
+
+
 def compute_health(
     root: Path,
     status: StorageStatus,
@@ -157,6 +172,12 @@ def compute_health(
             meta, inline = _metadata_ids_sqlite(sqlite_db)
         elif duck_db.exists():
             meta, inline = _metadata_ids_duckdb(duck_db)
+        elif status.format == "fs-runs-legacy":
+            meta = _metadata_ids_runs_tree(root)
+            inline = {ds: set(ids) for ds, ids in meta.items()}
+            notes.append(
+                "nirs4all <= 0.6 runs/ tree: predictions read from <dataset>.meta.parquet; array links not checked."
+            )
 
     def on_file(i: int, n: int, path: Path) -> None:
         report(0.1 + 0.85 * i / max(n, 1), f"Checking {path.name} ({i + 1}/{n})")
