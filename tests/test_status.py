@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -124,17 +128,43 @@ def test_corrupt_sqlite_is_a_clear_error(demo_ws: Path) -> None:
     assert tree_hash(demo_ws) == before
 
 
-def test_unreadable_workspace(demo_ws: Path) -> None:
-    import os
-
-    if os.geteuid() == 0:
-        pytest.skip("root reads everything; permission errors cannot be produced")
-    demo_ws.chmod(0)
+@contextlib.contextmanager
+def _as_nobody():
+    """Act as user 'nobody' (effective ids) so permissions apply although tests run as root."""
+    os.setegid(65534)
+    os.seteuid(65534)
     try:
-        with pytest.raises(WorkspaceError, match="permission"):
-            Workspace(demo_ws)
+        yield
     finally:
-        demo_ws.chmod(0o755)
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_no_read_permission(demo_master: Path) -> None:
+    from n4a_widgets import StorageHealth
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to take the 'nobody' identity")
+    base = Path(tempfile.mkdtemp(prefix="n4a-perm-"))
+    try:
+        base.chmod(0o755)
+        ws = base / "ws"
+        shutil.copytree(demo_master, ws)
+        before = tree_hash(ws)
+        ws.chmod(0o700)  # folder unreadable for others
+        with _as_nobody(), pytest.raises(WorkspaceError, match="No permission to read"):
+            Workspace(ws)
+        with _as_nobody():
+            w = StorageHealth(ws)
+        assert w.state == "error" and "No permission" in w.error["message"]
+        ws.chmod(0o755)
+        (ws / "store.sqlite").chmod(0o600)  # folder readable, store not
+        with _as_nobody(), pytest.raises(WorkspaceError, match=r"(?i)permission"):
+            Workspace(ws).health()
+        (ws / "store.sqlite").chmod(0o644)
+        assert tree_hash(ws) == before
+    finally:
+        shutil.rmtree(base)
 
 
 # --------------------------------------------------------------- real legacy stores

@@ -49,18 +49,25 @@ class Workspace:
             root = Path(path).expanduser().absolute()
         except TypeError as exc:
             raise WorkspaceError(f"Not a path: {path!r}.", "Pass the workspace folder as a string or Path.") from exc
-        if not root.exists():
+        try:
+            exists = root.exists()
+            is_dir = root.is_dir()
+            effective = os.access in os.supports_effective_ids
+            readable = exists and os.access(root, os.R_OK | os.X_OK, effective_ids=effective)
+        except PermissionError:
+            exists, is_dir, readable = True, True, False
+        if not exists:
             if not layout.migration_journal(root).exists():
                 raise WorkspaceError(
                     f"Workspace folder {root} does not exist.",
                     "Check the path; it is the folder you passed to nirs4all as workspace_path.",
                 )
-        elif not root.is_dir():
+        elif not is_dir:
             raise WorkspaceError(
                 f"{root} is a file, not a workspace folder.",
                 "Pass the folder that contains store.sqlite, not a file inside it.",
             )
-        elif not os.access(root, os.R_OK | os.X_OK):
+        elif not readable:
             raise WorkspaceError(
                 f"No permission to read {root}.",
                 "Ask the owner for read access, or copy the workspace somewhere you can read.",
@@ -149,36 +156,48 @@ class Workspace:
         self,
         dataset_name: str | None = None,
         *,
+        dry_run: bool = False,
+        force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> CompactReport:
-        """Apply pending deletes and rewrite array files (per dataset)."""
+        """Apply pending deletes and rewrite array files (per dataset).
+
+        ``dry_run=True`` reports rows before/after without writing; ``force``
+        overrides a stale job marker or a run left 'running' by a crash.
+        """
         from .maintenance import compact
 
-        return compact(self, dataset_name=dataset_name, progress=progress, cancel=cancel)
+        return compact(
+            self, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run, force=force
+        )
 
     def clean_dead_links(
         self,
         dry_run: bool = True,
         plan_id: str | None = None,
         *,
+        force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> CleanDeadLinksReport:
         """Remove predictions without arrays and array rows without predictions."""
         from .maintenance import clean_dead_links
 
-        return clean_dead_links(self, dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel)
+        return clean_dead_links(
+            self, dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel, force=force
+        )
 
     def remove_bottom(
         self,
         fraction: float,
         metric: str = "val_score",
-        partition: str = "val",
+        partition: str | None = "val",
         dataset_name: str | None = None,
         dry_run: bool = True,
         plan_id: str | None = None,
         *,
+        force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> RemoveBottomReport:
@@ -187,7 +206,7 @@ class Workspace:
 
         return remove_bottom(
             self, fraction, metric=metric, partition=partition, dataset_name=dataset_name,
-            dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel,
+            dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel, force=force,
         )
 
     # ------------------------------------------------------ migration, merge
