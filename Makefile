@@ -13,7 +13,7 @@ PORT ?= 8888
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund --no-save
 	npm run build
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)

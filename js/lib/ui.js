@@ -120,16 +120,34 @@ export function progressPanel(model) {
   const cancel = actionButton(model, "Cancel", "cancel");
   const el = h("div", { class: "n4a-progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" },
     h("div", { class: "n4a-progress-track" }, fill), label, cancel);
+  // Python sends elapsed time with each (throttled) progress report; between
+  // reports the label keeps counting locally so a slow step does not look frozen.
+  let lastElapsed = 0;
+  let lastSeen = Date.now();
+  const labelText = () => {
+    const p = Math.round((model.get("progress") || 0) * 100);
+    const elapsed = lastElapsed + (Date.now() - lastSeen) / 1000;
+    label.textContent = `${p}% · ${model.get("message") || ""} · ${formatDuration(elapsed)}`;
+  };
   const update = () => {
     const state = model.get("state");
     const p = Math.round((model.get("progress") || 0) * 100);
     el.style.display = state === "running" ? "" : "none";
     fill.style.width = `${p}%`;
     el.setAttribute("aria-valuenow", String(p));
-    label.textContent = `${p}% · ${model.get("message") || ""} · ${formatDuration(model.get("elapsed") || 0)}`;
+    lastElapsed = model.get("elapsed") || 0;
+    lastSeen = Date.now();
+    labelText();
   };
   update();
-  const dispose = onChange(model, ["state", "progress", "message", "elapsed"], update);
+  const timer = setInterval(() => {
+    if (model.get("state") === "running") labelText();
+  }, 500);
+  const unsubscribe = onChange(model, ["state", "progress", "message", "elapsed"], update);
+  const dispose = () => {
+    clearInterval(timer);
+    unsubscribe();
+  };
   return { el, dispose };
 }
 

@@ -71,3 +71,25 @@ describe("StorageHealth", () => {
     expect(el.children.length).toBe(0);
   });
 });
+
+describe("progress panel", () => {
+  it("shows percent, step and elapsed while running and stops its timer on cleanup", async () => {
+    const { vi } = await import("vitest");
+    vi.useFakeTimers();
+    try {
+      const { el, model, cleanup } = setup({ state: "running", progress: 0.42, message: "Checking corn.parquet", elapsed: 3 });
+      const label = el.querySelector(".n4a-progress-label").textContent;
+      expect(label).toContain("42%");
+      expect(label).toContain("Checking corn.parquet");
+      expect(label).toContain("3.0 s");
+      vi.advanceTimersByTime(2000);
+      expect(el.querySelector(".n4a-progress-label").textContent).toContain("5.0 s");
+      model.set("state", "done");
+      expect(el.querySelector(".n4a-progress").style.display).toBe("none");
+      cleanup();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
