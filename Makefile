@@ -37,7 +37,7 @@ demo: demo-data
 	$(VENV)/bin/jupyter lab --ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 notebooks/00_quickstart.ipynb
 
 lint: install
-	$(VENV)/bin/ruff check n4a_widgets tests bench
+	$(VENV)/bin/ruff check n4a_widgets tests $(wildcard bench)
 	$(VENV)/bin/mypy
 	npx eslint js
 	npx tsc -p jsconfig.json
