@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-LEGACY_FIXTURES = FIXTURES / "legacy"
+from helpers import LEGACY_FIXTURES
 
 
 @pytest.fixture(scope="session")

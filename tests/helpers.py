@@ -42,3 +42,8 @@ def sqlite_rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 def prediction_ids(ws: Path) -> set[str]:
     return {r[0] for r in sqlite_rows(ws / "store.sqlite", "SELECT prediction_id FROM predictions")}
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+#: Workspaces written by real old nirs4all releases (tests/fixtures/make_legacy_fixtures.py).
+LEGACY_FIXTURES = FIXTURES / "legacy"

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_FIXTURES
+from helpers import LEGACY_FIXTURES
 
 from n4a_widgets import Workspace
 

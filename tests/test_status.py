@@ -170,7 +170,7 @@ def test_no_read_permission(demo_master: Path) -> None:
 # --------------------------------------------------------------- real legacy stores
 
 def _manifest() -> dict:
-    from conftest import LEGACY_FIXTURES
+    from helpers import LEGACY_FIXTURES
 
     path = LEGACY_FIXTURES / "manifest.json"
     return json.loads(path.read_text())["fixtures"] if path.exists() else {}
