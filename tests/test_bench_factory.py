@@ -83,8 +83,8 @@ def test_summaries_and_classification(factory, tmp_path: Path) -> None:
 
 def test_cached_workspace_gives_private_copies(factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("N4A_BENCH_CACHE", str(tmp_path / "cache"))
-    a = factory.cached_workspace(30, n_datasets=2, n_samples=5)
-    b = factory.cached_workspace(30, n_datasets=2, n_samples=5)
+    a = factory.cached_workspace(30, dest=tmp_path / "a", n_datasets=2, n_samples=5)
+    b = factory.cached_workspace(30, dest=tmp_path / "b", n_datasets=2, n_samples=5)
     assert a != b and a.is_dir() and b.is_dir()
     assert prediction_ids(a) == prediction_ids(b)  # same build, copied
     assert len(list((tmp_path / "cache").glob("ws30_*/.complete"))) == 1
