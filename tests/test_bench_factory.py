@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from helpers import prediction_ids, sqlite_rows
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import tree_hash
-
 from n4a_widgets import Workspace
+
+from helpers import tree_hash
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

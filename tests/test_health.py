@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import prediction_ids, sqlite_rows, tree_hash
 
 from n4a_widgets import Workspace
 from n4a_widgets.core.arrays_readonly import parquet_path_for
+
+from helpers import prediction_ids, sqlite_rows, tree_hash
 
 
 def _ids_by_dataset(ws: Path) -> dict[str, set[str]]:

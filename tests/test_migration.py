@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tree_hash
 
 from n4a_widgets import MigrationError, UnsupportedFormatError, Workspace
 from n4a_widgets.core import layout
+
+from helpers import tree_hash
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text()) if (FIXTURES / "manifest.json").exists() else {}

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import tree_hash
 
 from n4a_widgets import Workspace
 from n4a_widgets.core import layout
 from n4a_widgets.core.migration import KILL_POINTS
+
+from helpers import tree_hash
 
 REPO = Path(__file__).resolve().parents[1]
 

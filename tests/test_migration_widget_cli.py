@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import tree_hash
-
 from n4a_widgets import MigrationWizard, Workspace
 from n4a_widgets.cli import main
+
+from helpers import tree_hash
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import LEGACY_FIXTURES
 
 from n4a_widgets import Workspace
+
+from helpers import LEGACY_FIXTURES
 
 
 def _all_format_cases(tmp_path: Path, demo_ws: Path) -> list[Path]:

@@ -11,10 +11,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import tree_hash
 
 from n4a_widgets import NotAWorkspaceError, Workspace, WorkspaceError
 from n4a_widgets.core import layout
+
+from helpers import tree_hash
 
 
 def test_current_workspace_is_migrated(demo_ws: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import tree_hash
-
 from n4a_widgets import StorageHealth, Workspace
+
+from helpers import tree_hash
 
 
 def test_widget_loads_and_refreshes(demo_ws: Path) -> None:
