@@ -82,3 +82,9 @@ class OperationCancelledError(WorkspaceError):
     """The user cancelled a running job."""
 
     default_hint = "Nothing more was done after the cancel; the workspace is consistent."
+
+
+class QueryTimeoutError(WorkspaceError):
+    """A SQL query ran longer than its time limit and was stopped."""
+
+    default_hint = "Add a WHERE clause or a LIMIT, or raise the time limit (timeout_s). Nothing was changed."
