@@ -30,10 +30,12 @@ def tree_hash(root: Path, *, ignore_empty_sidecars: bool = False) -> dict[str, s
 
 
 def sqlite_rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    """Read-only, trace-free query for assertions."""
+    """Read-only query for assertions (trace-free when no WAL holds committed rows)."""
     import sqlite3
 
-    conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+    wal = db.with_name(db.name + "-wal")
+    flags = "mode=ro" if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
+    conn = sqlite3.connect(f"{db.absolute().as_uri()}?{flags}", uri=True)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
