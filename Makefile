@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_WS ?= demo_workspace
 DEMO_LEGACY ?= demo_legacy_workspace
 PORT ?= 8888
+# jupyter refuses to run as root without this flag (containers, CI machines)
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: install build-js chromium demo demo-data lint test test-py test-js test-notebooks test-browser bench clean
 
@@ -34,7 +36,7 @@ demo-data: install
 	$(PY) -m n4a_widgets.demo $(DEMO_WS) --legacy $(DEMO_LEGACY)
 
 demo: demo-data
-	$(VENV)/bin/jupyter lab --ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 notebooks/00_quickstart.ipynb
+	$(VENV)/bin/jupyter lab --ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_quickstart.ipynb
 
 lint: install
 	$(VENV)/bin/ruff check n4a_widgets tests $(wildcard bench)
