@@ -1,0 +1,288 @@
+"""``MaintenancePanel``: compact, clean dead links, remove the bottom %, integrity check."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import traitlets as t
+
+from .. import jobs
+from ..core.errors import InvalidArgumentError, WorkspaceError
+from ..core.workspace import Workspace
+from .base import WorkspaceWidget, bundle
+
+REMOVE_BOTTOM = "remove_bottom"
+CLEAN_DEAD_LINKS = "clean_dead_links"
+
+
+class MaintenancePanel(WorkspaceWidget):
+    """Tidy and prune a workspace safely: ``display(MaintenancePanel(path))``.
+
+    Destructive actions always run in two steps: a preview (an exact dry run,
+    read-only) and ``confirm()``, which executes *that* previewed plan
+    (its ``plan_id``) and nothing else.  Changing any remove-bottom input
+    clears the preview, so a plan can only run with the inputs it was
+    previewed with; if the workspace changed in between, ``confirm()``
+    refuses (``PlanChangedError``) and nothing is deleted.
+
+    Python twins of the buttons (for scripts and runbooks):
+
+    - ``compact()`` — apply pending deletes, rewrite array files (per dataset).
+    - ``preview_clean_dead_links()`` then ``confirm()``.
+    - ``preview_remove_bottom(fraction, metric=, partition=, dataset=)`` then ``confirm()``.
+    - ``discard_preview()``, ``integrity_check()``, ``refresh()``, ``cancel()``, ``wait()``.
+
+    Traits: ``fraction``, ``metric``, ``partition`` ("" = all), ``dataset``
+    ("" = all) are the remove-bottom inputs; ``choices`` what the dropdowns
+    offer; ``distribution`` the score histogram of the current choice
+    (``core.maintenance.score_distribution``); ``preview`` the pending dry run
+    (``{"operation", "inputs", "report"}``); ``report`` the last finished
+    action's report and ``last_action`` its name; ``busy_reason`` why actions
+    are unavailable right now.
+    """
+
+    _esm = bundle("maintenance_panel")
+
+    choices = t.Dict().tag(sync=True)
+    fraction = t.Float(0.1).tag(sync=True)
+    metric = t.Unicode("val_score").tag(sync=True)
+    partition = t.Unicode("val").tag(sync=True)
+    dataset = t.Unicode("").tag(sync=True)
+    distribution = t.Dict().tag(sync=True)
+    preview = t.Dict().tag(sync=True)
+    last_action = t.Unicode("").tag(sync=True)
+    busy_reason = t.Unicode("").tag(sync=True)
+
+    def __init__(self, workspace: str | pathlib.Path | Workspace, *, autoload: bool = True, **kwargs: Any) -> None:
+        super().__init__(workspace, **kwargs)
+        if autoload and self.workspace is not None:
+            try:
+                self.refresh()
+            except WorkspaceError as exc:
+                self._show_error(exc)
+
+    def _actions(self) -> dict[str, Callable[..., Any]]:
+        return {
+            **super()._actions(),
+            "refresh": self.refresh,
+            "compact": self.compact,
+            "preview_clean_dead_links": self.preview_clean_dead_links,
+            "preview_remove_bottom": self.preview_remove_bottom,
+            "confirm": self.confirm,
+            "discard_preview": self.discard_preview,
+            "integrity_check": self.integrity_check,
+        }
+
+    # ------------------------------------------------------------- inputs
+
+    def _inputs(self) -> dict[str, Any]:
+        return {
+            "fraction": float(self.fraction),
+            "metric": self.metric,
+            "partition": self.partition or None,
+            "dataset_name": self.dataset or None,
+        }
+
+    @t.observe("fraction", "metric", "partition", "dataset")
+    def _on_input(self, change: dict[str, Any]) -> None:
+        if self.preview.get("operation") == REMOVE_BOTTOM:
+            self.preview = {}
+        if change["name"] != "fraction" and self.workspace is not None:
+            self._load_distribution()
+
+    def _load_distribution(self) -> None:
+        from ..core.maintenance import score_distribution
+
+        assert self.workspace is not None
+        try:
+            inputs = self._inputs()
+            self.distribution = score_distribution(
+                self.workspace, inputs["metric"], inputs["partition"], inputs["dataset_name"]
+            ).to_dict()
+        except WorkspaceError as exc:
+            self.distribution = {}
+            self._show_error(exc)
+
+    def refresh(self) -> None:
+        """Re-read the dropdown choices, the histogram and what keeps the workspace busy (read-only)."""
+        from ..core.maintenance import maintenance_choices
+
+        assert self.workspace is not None
+        self.choices = maintenance_choices(self.workspace).to_dict()
+        self._load_distribution()
+        self.busy_reason = self._busy_reason()
+
+    def _busy_reason(self) -> str:
+        from ..core.locking import WorkspaceLock, describe_holder
+        from ..core.writers import detect_writers
+
+        assert self.workspace is not None
+        root = self.workspace.path
+        for job in jobs.active_jobs(root):
+            if job is not self._job and job.writes:
+                return f"'{job.name}' is running on this workspace in this kernel."
+        lock = WorkspaceLock(root, "")
+        holder = lock.read_holder()
+        if holder is not None and holder.pid != os.getpid() and _flock_held(lock.marker):
+            stale = " (its process no longer exists: stale, use force=True)" if holder.alive is False else ""
+            return f"Another job holds the workspace: {describe_holder(holder)}{stale}."
+        try:
+            seen = detect_writers(root)
+        except WorkspaceError:
+            return ""
+        return "" if seen.idle else f"A nirs4all run may be writing: {seen.describe()}."
+
+    # ------------------------------------------------------------ actions
+
+    def _after_change(self, operation: str, report: Any) -> None:
+        self.preview = {}
+        self.report = report.to_dict()
+        self.last_action = operation
+        try:
+            self.refresh()
+        except WorkspaceError as exc:
+            self._show_error(exc)
+
+    def compact(self, *, force: bool = False) -> jobs.Job:
+        """Apply pending deletes and rewrite the array files, one dataset at a time."""
+        ws = self.workspace
+        assert ws is not None
+        return self._run(
+            "Compact",
+            lambda progress, cancel: ws.compact(force=force, progress=progress, cancel=cancel),
+            writes=True,
+            on_result=lambda r: self._after_change("compact", r),
+        )
+
+    def integrity_check(self) -> jobs.Job:
+        """Decode every array file and compare ids with the metadata (read-only; ``ws.health(deep=True)``)."""
+        ws = self.workspace
+        assert ws is not None
+
+        def done(r: Any) -> None:
+            self.report = r.to_dict()
+            self.last_action = "integrity_check"
+
+        return self._run(
+            "Integrity check",
+            lambda progress, cancel: ws.health(deep=True, progress=progress, cancel=cancel),
+            writes=False,
+            on_result=done,
+        )
+
+    def preview_clean_dead_links(self) -> jobs.Job:
+        """Dry run of clean dead links: the exact predictions and array rows it would remove."""
+        ws = self.workspace
+        assert ws is not None
+
+        def done(r: Any) -> None:
+            self.preview = {"operation": CLEAN_DEAD_LINKS, "inputs": {}, "report": r.to_dict()}
+
+        return self._run(
+            "Preview clean dead links",
+            lambda progress, cancel: ws.clean_dead_links(dry_run=True, progress=progress, cancel=cancel),
+            writes=False,
+            on_result=done,
+        )
+
+    def preview_remove_bottom(
+        self,
+        fraction: float | None = None,
+        metric: str | None = None,
+        partition: str | None = None,
+        dataset: str | None = None,
+    ) -> jobs.Job:
+        """Dry run of remove-bottom with the current inputs (arguments given here set them first).
+
+        ``partition``/``dataset`` "" mean all.
+        """
+        ws = self.workspace
+        assert ws is not None
+        with self.hold_trait_notifications():
+            if fraction is not None:
+                self.fraction = float(fraction)
+            if metric is not None:
+                self.metric = metric
+            if partition is not None:
+                self.partition = partition
+            if dataset is not None:
+                self.dataset = dataset
+        inputs = self._inputs()
+
+        def done(r: Any) -> None:
+            if self._inputs() != inputs:  # inputs changed while the preview ran: stale, drop it
+                return
+            self.preview = {"operation": REMOVE_BOTTOM, "inputs": inputs, "report": r.to_dict()}
+
+        return self._run(
+            "Preview remove bottom",
+            lambda progress, cancel: ws.remove_bottom(**inputs, dry_run=True, progress=progress, cancel=cancel),
+            writes=False,
+            on_result=done,
+        )
+
+    def discard_preview(self) -> None:
+        """Forget the pending preview (nothing runs)."""
+        self.preview = {}
+
+    def confirm(self, *, force: bool = False) -> jobs.Job:
+        """Execute the previewed plan (and only it).  Raises when there is no preview.
+
+        The preview is consumed: whether the plan runs or is refused because the
+        workspace changed (``PlanChangedError``), a new preview is needed next time.
+        """
+        ws = self.workspace
+        assert ws is not None
+        pending = dict(self.preview)
+        if not pending:
+            raise InvalidArgumentError(
+                "Nothing to confirm.", "Run a preview first (Preview button, or preview_remove_bottom())."
+            )
+        operation = pending["operation"]
+        plan_id = pending["report"]["plan_id"]
+        inputs = dict(pending["inputs"])
+        if operation == REMOVE_BOTTOM:
+
+            def work(progress: Any, cancel: Any) -> Any:
+                return ws.remove_bottom(
+                    **inputs, dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel
+                )
+
+            name = "Remove bottom"
+        elif operation == CLEAN_DEAD_LINKS:
+
+            def work(progress: Any, cancel: Any) -> Any:
+                return ws.clean_dead_links(
+                    dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel
+                )
+
+            name = "Clean dead links"
+        else:  # pragma: no cover - preview is only set by this class
+            raise InvalidArgumentError(f"Unknown previewed operation {operation!r}.")
+        job = self._run(name, work, writes=True, on_result=lambda r: self._after_change(operation, r))
+        self.preview = {}
+        return job
+
+
+def _flock_held(path: pathlib.Path) -> bool:
+    """True when some process holds the job lock file (a non-blocking probe)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
