@@ -31,7 +31,6 @@ fetched newest first), then ``prediction_id``, so a plan is reproducible.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sqlite3
 import threading
@@ -53,6 +52,7 @@ from .errors import (
 )
 from .locking import exclusive_job
 from .plans import check_plan, make_plan_id
+from .plans import metadata_digest, workspace_state_token
 from .readonly_sqlite import map_sqlite_error, open_readonly
 from .reports import Report
 from .writers import ensure_no_writer
@@ -266,32 +266,6 @@ def _db(root: Path) -> Path:
     return root / layout.STORE_SQLITE
 
 
-def _metadata_digest(conn: sqlite3.Connection) -> str:
-    """Fingerprint of the predictions table: changes when a row is added, deleted or re-scored.
-
-    Aggregates computed by SQLite (count, rowid sum and max, score sums) cost
-    ~40 ms at 100k predictions, so the execution can re-check it inside its
-    first deletion transaction; the exact ids of the plan are in ``plan_id``.
-    """
-    row = conn.execute(
-        "SELECT count(*), total(rowid), max(rowid), total(val_score), total(test_score), total(train_score), "
-        "min(prediction_id), max(prediction_id) FROM predictions"
-    ).fetchone()
-    return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()
-
-
-def _state_token(root: Path, digest: str) -> str:
-    """Metadata fingerprint + size and mtime of every array file and of the tombstones."""
-    h = hashlib.sha256(digest.encode())
-    arrays = root / layout.ARRAYS_DIR
-    if arrays.is_dir():
-        for path in sorted(arrays.iterdir()):
-            if path.suffix == ".parquet" or path.name == layout.TOMBSTONES_FILE:
-                st = path.stat()
-                h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()
-
-
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -481,7 +455,7 @@ def _plan_remove_bottom(
     with open_readonly(_db(root)) as conn:
         value = _validate_remove_bottom(conn, fraction, metric, partition, dataset_name)
         frame = _scope_frame(conn, metric, partition, dataset_name)
-        digest = _metadata_digest(conn)
+        digest = metadata_digest(conn)
     groups: list[MetricGroupCut] = []
     removals = []
     for name, ascending, ordered in _ranked_groups(frame, metric):
@@ -506,7 +480,7 @@ def _plan_remove_bottom(
     plan = _RemovePlan(value, metric, partition, dataset_name, frame.height, ids, groups, datasets, digest)
     plan._id_dataset = dict(zip(ids, removed["dataset_name"].to_list(), strict=True))
     params = {"fraction": value, "metric": metric, "partition": partition, "dataset_name": dataset_name}
-    plan.plan_id = make_plan_id("remove_bottom", params, ids, _state_token(root, digest))
+    plan.plan_id = make_plan_id("remove_bottom", params, ids, workspace_state_token(root, digest))
     return plan
 
 
@@ -636,7 +610,7 @@ def _delete_in_batches(
             )
             with store.transaction():
                 if index == 0:
-                    if _metadata_digest(conn) != expected_digest:
+                    if metadata_digest(conn) != expected_digest:
                         raise PlanChangedError(
                             "The predictions changed since the plan was computed (a run landed or something was "
                             "deleted); nothing was deleted."
@@ -730,7 +704,7 @@ def _plan_clean(root: Path) -> _CleanPlan:
         meta: dict[str, str] = {
             str(pid): str(ds or "") for pid, ds in conn.execute("SELECT prediction_id, dataset_name FROM predictions")
         }
-        digest = _metadata_digest(conn)
+        digest = metadata_digest(conn)
     scan = scan_array_files(root)
     if scan.corrupt_files:
         raise CorruptStoreError(
@@ -755,7 +729,7 @@ def _plan_clean(root: Path) -> _CleanPlan:
             array_datasets.append(ds)
     array_orphans.sort()
     datasets = [DatasetOrphans(ds, m, a) for ds, (m, a) in sorted(per_ds.items())]
-    plan_id = make_plan_id("clean_dead_links", {}, [*meta_orphans, *array_orphans], _state_token(root, digest))
+    plan_id = make_plan_id("clean_dead_links", {}, [*meta_orphans, *array_orphans], workspace_state_token(root, digest))
     return _CleanPlan(meta_orphans, array_orphans, datasets, array_datasets, digest, plan_id)
 
 

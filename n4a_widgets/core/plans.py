@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,35 @@ from .errors import PlanChangedError
 from .readonly_sqlite import open_readonly
 
 
-def workspace_state_token(root: Path) -> str:
+def metadata_digest(conn: sqlite3.Connection) -> str:
+    """Fingerprint of the predictions table: changes when a row is added, deleted or re-scored.
+
+    Aggregates computed by SQLite (count, rowid sum and max, score sums) cost
+    ~40 ms at 100k predictions (hashing every id costs ~1.2 s), so executions
+    can re-check it inside their first write transaction; the exact ids a plan
+    touches are part of ``plan_id`` itself.
+    """
+    row = conn.execute(
+        "SELECT count(*), total(rowid), max(rowid), total(val_score), total(test_score), total(train_score), "
+        "min(prediction_id), max(prediction_id) FROM predictions"
+    ).fetchone()
+    return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()
+
+
+def workspace_state_token(root: Path, digest: str | None = None) -> str:
     """A digest that changes whenever predictions, arrays or tombstones change.
 
-    Reads every live prediction id with its scores (read-only SQLite) and the
-    size and mtime of every array file and of the tombstone file.
+    ``digest`` is a ``metadata_digest`` the caller already computed in its own
+    read transaction; otherwise it is read here (read-only SQLite).  Array
+    files and the tombstone file contribute their size and mtime.
     """
-    h = hashlib.sha256()
-    db = root / layout.STORE_SQLITE
-    if db.exists():
-        with open_readonly(db) as conn:
-            for row in conn.execute(
-                "SELECT prediction_id, dataset_name, partition, val_score, test_score, train_score "
-                "FROM predictions ORDER BY prediction_id"
-            ):
-                h.update(repr(tuple(row)).encode())
+    if digest is None:
+        db = root / layout.STORE_SQLITE
+        digest = ""
+        if db.exists():
+            with open_readonly(db) as conn:
+                digest = metadata_digest(conn)
+    h = hashlib.sha256(digest.encode())
     arrays = root / layout.ARRAYS_DIR
     if arrays.is_dir():
         for path in sorted(arrays.iterdir()):
