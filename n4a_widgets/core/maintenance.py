@@ -51,8 +51,7 @@ from .errors import (
     WorkspaceError,
 )
 from .locking import exclusive_job
-from .plans import check_plan, make_plan_id
-from .plans import metadata_digest, workspace_state_token
+from .plans import check_plan, make_plan_id, metadata_digest, workspace_state_token
 from .readonly_sqlite import map_sqlite_error, open_readonly
 from .reports import Report
 from .writers import ensure_no_writer
