@@ -1,0 +1,144 @@
+"""Benchmark ``Workspace.export`` against the plain paths, in the same run.
+
+Variants (each in its own subprocess, so peak RSS is that variant's own):
+
+- ``copy``        shutil.copyfile of the dataset's array file (the physical limit)
+- ``load_write``  nirs4all ``ArrayStore.load_dataset(name)`` + polars ``write_parquet`` (no filtering)
+- ``load_filter_write``  the same + a polars filter on partition (what a user would write by hand)
+- ``export``      ``Workspace.export`` unfiltered (fast path: column chunks copied, metadata appended)
+- ``export_val``  ``Workspace.export(partition="val")`` (streaming rewrite)
+- ``zip_all``     ``Workspace.export`` of every dataset, filtered, into one zip
+
+Peak memory is the rise of VmHWM over VmRSS after the imports (Linux resets
+VmHWM through /proc/self/clear_refs), so import peaks do not hide it.
+
+    python bench/bench_export.py [--predictions 8000] [--samples 2000] [--repeat 3]
+
+Workspaces come from ``bench/workspace_factory.py`` (cached under
+``~/.cache/n4a_bench``).  Prints time ratios and peak memory; no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = r"""
+import json, shutil, sys, time
+import polars as pl
+import pyarrow.parquet as pq
+from nirs4all.pipeline.storage.array_store import ArrayStore
+import n4a_widgets.core.export, n4a_widgets.core.parquet_splice, n4a_widgets.core.status
+from n4a_widgets import Workspace
+
+def status_kb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+
+ws, variant, dataset, out = sys.argv[1:5]
+source = ArrayStore(ws, read_only=True)._parquet_path(dataset)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status_kb("VmRSS")
+t0 = time.perf_counter()
+if variant == "copy":
+    shutil.copyfile(source, out)
+elif variant == "load_write":
+    ArrayStore(ws, read_only=True).load_dataset(dataset).write_parquet(out)
+elif variant == "load_filter_write":
+    df = ArrayStore(ws, read_only=True).load_dataset(dataset)
+    df.filter(pl.col("partition") == "val").write_parquet(out)
+elif variant == "export":
+    Workspace(ws).export(out, datasets=[dataset])
+elif variant == "export_val":
+    Workspace(ws).export(out, datasets=[dataset], partition="val")
+elif variant == "zip_all":
+    Workspace(ws).export(out, partition="val", format="zip")
+else:
+    raise SystemExit("unknown variant " + variant)
+elapsed = time.perf_counter() - t0
+print(json.dumps({"seconds": elapsed, "peak_bytes": (status_kb("VmHWM") - base) * 1024}))
+"""
+
+VARIANTS = ("copy", "load_write", "load_filter_write", "export", "export_val", "zip_all")
+
+
+def run_variant(ws: Path, variant: str, dataset: str, out_dir: Path) -> dict[str, float]:
+    out = out_dir / ("all.zip" if variant == "zip_all" else f"{variant}.parquet")
+    if out.exists():
+        out.unlink()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(ws), variant, dataset, str(out)],
+                          capture_output=True, text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["out_bytes"] = out.stat().st_size
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", type=int, default=8000, help="predictions in the workspace (4 datasets)")
+    parser.add_argument("--samples", type=int, default=2000, help="values per y_true / y_pred array")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant (median reported)")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(HERE))
+    import pyarrow.parquet as pq
+
+    from n4a_widgets.core.arrays_readonly import parquet_path_for
+
+    import workspace_factory  # type: ignore[import-not-found]
+
+    ws = workspace_factory.cached_master(args.predictions, n_samples=args.samples)
+    dataset = workspace_factory.dataset_names(4)[0]
+    source = parquet_path_for(ws, dataset)
+    md = pq.read_metadata(source)
+    decoded = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+    all_files = sorted((ws / "arrays").glob("*.parquet"))
+    print(f"workspace {ws}")
+    print(f"dataset {dataset!r}: {source.stat().st_size / 1e6:.1f} MB on disk, {decoded / 1e6:.1f} MB decoded, "
+          f"{md.num_rows} rows, {md.num_row_groups} row group(s); {len(all_files)} datasets, "
+          f"largest {max(p.stat().st_size for p in all_files) / 1e6:.1f} MB, "
+          f"sum {sum(p.stat().st_size for p in all_files) / 1e6:.1f} MB")
+
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="n4a_bench_export_") as tmp:
+        out_dir = Path(tmp)
+        for variant in VARIANTS:
+            runs = [run_variant(ws, variant, dataset, out_dir) for _ in range(args.repeat)]
+            results[variant] = {
+                "seconds": statistics.median(r["seconds"] for r in runs),
+                "peak_mb": statistics.median(r["peak_bytes"] for r in runs) / 1e6,
+                "out_mb": runs[-1]["out_bytes"] / 1e6,
+            }
+    print()
+    print(f"{'variant':<19}{'time s':>9}{'peak MB':>10}{'out MB':>9}")
+    for variant, r in results.items():
+        print(f"{variant:<19}{r['seconds']:>9.3f}{r['peak_mb']:>10.1f}{r['out_mb']:>9.1f}")
+    copy, lw, lfw = results["copy"], results["load_write"], results["load_filter_write"]
+    exp, val, zipped = results["export"], results["export_val"], results["zip_all"]
+    print()
+    print(f"unfiltered export / file copy          time {exp['seconds'] / copy['seconds']:.2f}x   (goal <= 2x)")
+    print(f"unfiltered export / load+write         time {exp['seconds'] / lw['seconds']:.2f}x   "
+          f"peak {exp['peak_mb'] / max(lw['peak_mb'], 1e-9):.2f}x")
+    print(f"filtered export / load+filter+write    time {val['seconds'] / lfw['seconds']:.2f}x   (goal <= 1x)   "
+          f"peak {val['peak_mb'] / max(lfw['peak_mb'], 1e-9):.2f}x   (goal <= 0.5x)")
+    print(f"zip of {len(all_files)} datasets (filtered)        peak {zipped['peak_mb']:.1f} MB vs one dataset "
+          f"{val['peak_mb']:.1f} MB   (goal: bounded by the largest, not the sum)")
+    print(f"decoded size of the dataset: {decoded / 1e6:.1f} MB; load+write peak {lw['peak_mb']:.1f} MB")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

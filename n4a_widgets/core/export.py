@@ -1,0 +1,875 @@
+"""Portable Parquet export of live predictions: one file per dataset.
+
+``Workspace.export`` writes, for each selected dataset, one self-describing
+Parquet file that plain polars / pandas / duckdb / R read without nirs4all:
+the array file's columns as nirs4all stored them (``prediction_id``,
+``dataset_name``, ``model_name``, ``fold_id``, ``partition``, ``metric``,
+``val_score``, ``task_type``, ``y_true``, ``y_pred``, ... ``result_metadata``)
+followed by ``METADATA_COLUMNS`` from ``store.sqlite`` (test/train scores, all
+scores as JSON, model class, preprocessings, chain, pipeline and run names).
+
+Which rows: a row is exported when its prediction is live in SQLite, is not
+tombstoned (``arrays/_tombstones.json``, deleted but not compacted), is the
+last copy of its id in the file (nirs4all's own "keep last" rule), belongs to
+the dataset, and matches the filters.  A tombstone on a prediction that is
+still in SQLite (a crash between nirs4all's two writes) also excludes the row:
+its arrays may predate the metadata, so we never guess.
+
+Two ways to write a file, same columns and types either way:
+
+- **copy** (nothing to filter or exclude): the source file's column chunks are
+  copied byte for byte and the metadata columns appended next to them
+  (``parquet_splice``); the file keeps nirs4all's row groups (one).  Speed is
+  that of a file copy.
+- **rewrite** (filters, tombstones, orphans or duplicates present): the source
+  is streamed batch by batch (``iter_batches`` with ``pre_buffer=False``, so
+  pyarrow decodes page by page even inside nirs4all's single row group),
+  filtered, joined with metadata fetched per batch from SQLite by primary key,
+  and written with ``ParquetWriter`` in small row groups (``ROW_GROUP_BYTES``
+  decoded) so readers of the export can stream and skip.
+
+Safety: read-only on the workspace (SQLite opened read-only, array files only
+read); output goes to a temporary name in the destination folder and is
+renamed when complete; an error or a cancel removes every partial file.  The
+destination may not lie inside the workspace, except under its ``exports/``
+folder (nirs4all's own place for exports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import layout
+from .arrays_readonly import parquet_path_for, read_tombstones
+from .errors import (
+    CorruptStoreError,
+    InvalidArgumentError,
+    OperationCancelledError,
+    UnsupportedFormatError,
+    WorkspaceError,
+)
+from .readonly_sqlite import open_readonly
+from .reports import Report, utc_now
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import numpy as np
+    import pyarrow as pa
+
+    from .workspace import Workspace
+
+Progress = Callable[[float, str], None]
+
+FORMATS = ("auto", "parquet", "zip", "folder")
+
+#: Decoded bytes per batch read from the source (pyarrow's buffers scale with it).
+READ_BATCH_BYTES = 2 << 20
+#: Decoded bytes per row group written (filtered batches are gathered up to this).
+ROW_GROUP_BYTES = 4 << 20
+#: Bounds on rows per batch (very wide or very narrow rows).
+MIN_BATCH_ROWS, MAX_BATCH_ROWS = 16, 65536
+
+#: Columns added from SQLite: (column name, SQL expression, Arrow type name).
+METADATA_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("test_score", "p.test_score", "float64"),
+    ("train_score", "p.train_score", "float64"),
+    ("scores", "p.scores", "string"),
+    ("best_params", "p.best_params", "string"),
+    ("model_class", "p.model_class", "string"),
+    ("preprocessings", "p.preprocessings", "string"),
+    ("n_samples", "p.n_samples", "int64"),
+    ("n_features", "p.n_features", "int64"),
+    ("branch_id", "p.branch_id", "int64"),
+    ("branch_name", "p.branch_name", "string"),
+    ("exclusion_count", "p.exclusion_count", "int64"),
+    ("exclusion_rate", "p.exclusion_rate", "float64"),
+    ("chain_id", "p.chain_id", "string"),
+    ("pipeline_id", "p.pipeline_id", "string"),
+    ("pipeline_name", "pl.name", "string"),
+    ("run_id", "pl.run_id", "string"),
+    ("run_name", "r.name", "string"),
+    ("created_at", "p.created_at", "string"),
+)
+
+#: Parquet key-value metadata key holding what the export was (JSON).
+EXPORT_INFO_KEY = "n4a_widgets.export"
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+# ------------------------------------------------------------------ reports
+
+
+@dataclass(frozen=True)
+class ExportedFile(Report):
+    """One Parquet file written (``member`` is its name inside a zip, else None)."""
+
+    dataset: str
+    path: str
+    rows: int
+    bytes: int
+    member: str | None
+    method: str
+    """``copy`` (column chunks copied, metadata appended) or ``rewrite`` (streamed)."""
+
+
+@dataclass(frozen=True)
+class ExportReport(Report):
+    """What ``Workspace.export`` wrote."""
+
+    workspace: str
+    dest: str
+    format: str
+    files: tuple[ExportedFile, ...]
+    total_rows: int
+    total_bytes: int
+    duration_seconds: float
+    datasets: tuple[str, ...]
+    partition: str | None
+    model_name: str | None
+    fold_id: str | None
+    excluded_tombstoned: int
+    excluded_orphans: int
+    excluded_duplicates: int
+    excluded_by_filters: int
+    skipped_datasets: tuple[str, ...]
+    exported_at: str
+    notes: tuple[str, ...]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def safe_file_stem(name: str) -> str:
+    """A file name (no extension) for ``name`` that is safe on every OS and in zips."""
+    stem = _SAFE_NAME.sub("_", name).strip("._ ") or "dataset"
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = f"_{stem}"
+    return stem[:120]
+
+
+def unique_file_names(datasets: Sequence[str], suffix: str = ".parquet") -> dict[str, str]:
+    """``{dataset: file name}``; names that sanitize alike get ``-2``, ``-3``..."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in datasets:
+        stem = safe_file_stem(name)
+        candidate, n = stem, 1
+        while (candidate + suffix).lower() in used:
+            n += 1
+            candidate = f"{stem}-{n}"
+        used.add((candidate + suffix).lower())
+        out[name] = candidate + suffix
+    return out
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with symlinks of its existing part resolved."""
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
+
+
+@dataclass
+class _Target:
+    """Where the export goes: ``final`` path and the resolved format."""
+
+    final: Path
+    format: str
+    file_names: dict[str, str]
+    create_exports_dir: bool = False
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(FORMATS)}.")
+    return fmt
+
+
+def resolve_target(ws_root: Path, dest: str | os.PathLike[str], datasets: Sequence[str], fmt: str,
+                   overwrite: bool) -> _Target:
+    """Decide the final path and format; refuse bad destinations before any work."""
+    _check_format(fmt)
+    dest_path = Path(dest).expanduser().absolute()
+    if fmt == "auto":
+        explicit_zip = dest_path.suffix.lower() == ".zip" and not dest_path.is_dir()
+        fmt = "parquet" if len(datasets) == 1 and not explicit_zip else "zip"
+    if fmt == "parquet" and len(datasets) != 1:
+        raise InvalidArgumentError(
+            f"A single Parquet file holds one dataset; {len(datasets)} are selected.",
+            "Export to a .zip or a folder (format='zip' or 'folder'), or select one dataset.",
+        )
+    names = unique_file_names(datasets)
+    final = dest_path
+    if fmt in ("parquet", "zip") and dest_path.is_dir():
+        # A folder given as destination: put the file inside it with a default name.
+        default = names[datasets[0]] if fmt == "parquet" else f"{safe_file_stem(ws_root.name)}_predictions.zip"
+        final = dest_path / default
+
+    ws_real = _resolved(ws_root)
+    final_real = _resolved(final)
+    create_exports = False
+    if _is_within(final_real, ws_real):
+        exports = ws_real / layout.EXPORTS_DIR
+        if not _is_within(final_real, exports) or (final_real == exports and fmt != "folder"):
+            raise InvalidArgumentError(
+                f"{final} is inside the workspace; an export never writes there.",
+                f"Pick a folder outside the workspace, or its '{layout.EXPORTS_DIR}/' subfolder.",
+            )
+        create_exports = not exports.exists()
+
+    parent = final.parent
+    if fmt == "folder":
+        if final.exists() and not final.is_dir():
+            raise InvalidArgumentError(f"{final} is a file; a folder export needs a folder.",
+                                       "Pick a new folder name, or use format='parquet' or 'zip'.")
+        if not overwrite:
+            clashes = [final / n for n in names.values() if (final / n).exists()]
+            if clashes:
+                raise WorkspaceError(
+                    f"{clashes[0]} already exists" + (f" (and {len(clashes) - 1} more)." if len(clashes) > 1 else "."),
+                    "Pick another folder, or pass overwrite=True (--overwrite) to replace those files.",
+                )
+    else:
+        if final.is_dir():
+            raise InvalidArgumentError(f"{final} is a folder.", "Give a file name ending in .parquet or .zip.")
+        if final.exists() and not overwrite:
+            raise WorkspaceError(f"{final} already exists.",
+                                 "Pick another name, or pass overwrite=True (--overwrite) to replace it.")
+    check_dir = final if fmt == "folder" and final.exists() else parent
+    if not check_dir.exists() and not (create_exports and _resolved(check_dir) == ws_real / layout.EXPORTS_DIR):
+        raise WorkspaceError(f"Folder {check_dir} does not exist.", "Create it first, or pick another destination.")
+    if check_dir.exists() and not os.access(check_dir, os.W_OK | os.X_OK):
+        raise WorkspaceError(f"Cannot write to {check_dir} (permission denied).",
+                             "Pick a folder you can write to, such as your home folder.")
+    return _Target(final=final, format=fmt, file_names=names, create_exports_dir=create_exports)
+
+
+# ---------------------------------------------------------------- selection
+
+
+@dataclass
+class _DatasetPlan:
+    name: str
+    source: Path | None
+    file_name: str
+    keep: np.ndarray | None = None
+    source_rows: int = 0
+    rows: int = 0
+    tombstoned: int = 0
+    orphans: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+    other_dataset: int = 0
+    source_bytes: int = 0
+    decoded_bytes: int = 0
+    ids: list[str] | None = None
+
+    @property
+    def needs_filtering(self) -> bool:
+        return self.rows != self.source_rows
+
+
+def _sqlite_ids(conn: sqlite3.Connection, name: str, partition: str | None, model_name: str | None,
+                fold_id: str | None) -> tuple[set[str], set[str]]:
+    """(every live id of ``name``, the live ids matching the filters)."""
+    live = {r[0] for r in conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (name,))}
+    clauses, params = ["dataset_name = ?"], [name]
+    for column, value in (("partition", partition), ("model_name", model_name), ("fold_id", fold_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if len(clauses) == 1:
+        return live, live
+    sql = f"SELECT prediction_id FROM predictions WHERE {' AND '.join(clauses)}"
+    return live, {r[0] for r in conn.execute(sql, params)}
+
+
+def _open_parquet(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unreadable
+        raise CorruptStoreError(f"Array file {path} cannot be read ({exc}).") from exc
+
+
+def _plan_dataset(plan: _DatasetPlan, live: set[str], selected: set[str], tombstones: set[str]) -> None:
+    """Fill ``plan.keep``: which rows of the source file are exported (reads two columns)."""
+    import numpy as np
+
+    if plan.source is None:
+        return
+    pf = _open_parquet(plan.source)
+    try:
+        table = pf.read(columns=["prediction_id", "dataset_name"])
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
+    md = pf.metadata
+    plan.source_bytes = plan.source.stat().st_size
+    plan.decoded_bytes = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+    ids = table.column("prediction_id").to_pylist()
+    names = table.column("dataset_name").to_pylist()
+    n = len(ids)
+    keep = np.zeros(n, dtype=bool)
+    seen: set[str] = set()
+    for i in range(n - 1, -1, -1):
+        pid = ids[i]
+        if pid in seen:
+            plan.duplicates += 1
+            continue
+        seen.add(pid)
+        if names[i] != plan.name:
+            plan.other_dataset += 1
+        elif pid in tombstones:
+            plan.tombstoned += 1
+        elif pid not in live:
+            plan.orphans += 1
+        elif pid not in selected:
+            plan.filtered += 1
+        else:
+            keep[i] = True
+    plan.keep = keep
+    plan.ids = ids
+    plan.source_rows = n
+    plan.rows = int(keep.sum())
+
+
+# ----------------------------------------------------------------- metadata
+
+
+class _Metadata:
+    """Fetches the metadata columns for a list of ids (primary-key lookups)."""
+
+    def __init__(self, conn: sqlite3.Connection, skip: set[str]) -> None:
+        import pyarrow as pa
+
+        self.conn = conn
+        present = {r[1] for r in conn.execute("PRAGMA table_info(predictions)")}
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        self.columns = [c for c in METADATA_COLUMNS if c[0] not in skip]
+        exprs = []
+        for _name, expr, _type in self.columns:
+            alias, column = expr.split(".")
+            ok = (alias == "p" and column in present) or (alias == "pl" and "pipelines" in tables) or (
+                alias == "r" and "runs" in tables)
+            exprs.append(expr if ok else "NULL")
+        joins = ""
+        if "pipelines" in tables:
+            joins += " LEFT JOIN pipelines pl ON pl.pipeline_id = p.pipeline_id"
+            if "runs" in tables:
+                joins += " LEFT JOIN runs r ON r.run_id = pl.run_id"
+        self.select = f"SELECT p.prediction_id, {', '.join(exprs)} FROM predictions p{joins} WHERE p.prediction_id IN "
+        self.schema = pa.schema([(name, getattr(pa, type_)()) for name, _e, type_ in self.columns])
+
+    def table(self, ids: Sequence[str], *, dataset: str | None = None) -> pa.Table:
+        """Metadata rows for ``ids``, in that order.
+
+        With ``dataset`` (the copy path, which needs every row of it) one query
+        reads the dataset; otherwise ids are looked up by primary key in chunks.
+        """
+        found: dict[str, tuple[Any, ...]] = {}
+        if dataset is not None:
+            sql = self.select.replace(" WHERE p.prediction_id IN ", " WHERE p.dataset_name = ?")
+            for row in self.conn.execute(sql, (dataset,)):
+                found[row[0]] = row[1:]
+        else:
+            step = 900
+            for start in range(0, len(ids), step):
+                chunk = list(dict.fromkeys(ids[start:start + step]))
+                sql = self.select + "(" + ",".join("?" * len(chunk)) + ")"
+                for row in self.conn.execute(sql, chunk):
+                    found[row[0]] = row[1:]
+        empty = (None,) * len(self.columns)
+        rows = [found.get(pid, empty) for pid in ids]
+        return self._to_arrow(rows)
+
+    def _to_arrow(self, rows: list[tuple[Any, ...]]) -> pa.Table:
+        import pyarrow as pa
+
+        arrays = []
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.columns]
+        for values, (_name, _e, type_) in zip(columns, self.columns, strict=True):
+            arrow_type = getattr(pa, type_)()
+            try:
+                arrays.append(pa.array(values, type=arrow_type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                arrays.append(pa.array([_coerce(v, type_) for v in values], type=arrow_type))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _coerce(value: Any, type_: str) -> Any:
+    if value is None:
+        return None
+    if type_ == "string":
+        return value if isinstance(value, str) else str(value)
+    if type_ == "int64":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------ writing
+
+
+def _scalar_string_columns(schema: pa.Schema) -> list[str]:
+    import pyarrow as pa
+
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
+def _scalar_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth min/max statistics (not the arrays: computing those costs a pass over every value)."""
+    import pyarrow as pa
+
+    return [f.name for f in schema if not pa.types.is_list(f.type) and not pa.types.is_large_list(f.type)]
+
+
+def _batch_rows(plan: _DatasetPlan) -> int:
+    per_row = max(plan.decoded_bytes // max(plan.source_rows, 1), 1)
+    return int(min(max(READ_BATCH_BYTES // per_row, MIN_BATCH_ROWS), MAX_BATCH_ROWS))
+
+
+def _write_rewrite(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, str],
+                   tick: Callable[[int], None]) -> None:
+    """Stream ``plan.source`` into ``out``: filter, join metadata, small row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert plan.source is not None and plan.keep is not None
+    pf = _open_parquet(plan.source)
+    src_schema = pf.schema_arrow
+    schema = pa.schema([*src_schema, *meta.schema], metadata=info)
+    writer = pq.ParquetWriter(out, schema, compression="zstd", use_dictionary=_scalar_string_columns(schema),
+                              write_statistics=_scalar_columns(schema), write_page_index=False)
+    pending: list[pa.Table] = []
+    pending_bytes = 0
+    offset = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_bytes
+        if pending:
+            table = pa.concat_tables(pending)
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            pending, pending_bytes = [], 0
+
+    pool = pa.default_memory_pool()
+    try:
+        try:
+            batches = pf.iter_batches(batch_size=_batch_rows(plan), use_threads=True)
+            for batch in batches:
+                n = batch.num_rows
+                mask = plan.keep[offset:offset + n]
+                offset += n
+                tick(n)
+                # mimalloc/jemalloc keep freed pages; hand them back so RSS tracks live data.
+                pool.release_unused()
+                if not mask.any():
+                    continue
+                if not mask.all():
+                    batch = batch.filter(pa.array(mask))
+                ids = batch.column(src_schema.get_field_index("prediction_id")).to_pylist()
+                extra = meta.table(ids)
+                table = pa.Table.from_batches([batch]).cast(src_schema)
+                for name in extra.column_names:
+                    table = table.append_column(schema.field(name), extra.column(name))
+                pending.append(table)
+                pending_bytes += table.nbytes
+                if pending_bytes >= ROW_GROUP_BYTES:
+                    flush()
+        except (OSError, pa.ArrowInvalid, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and getattr(exc, "filename", None) not in (None, str(plan.source)):
+                raise
+            raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
+        flush()
+    finally:
+        writer.close()
+    if offset != plan.source_rows:
+        raise CorruptStoreError(f"Array file {plan.source} changed while it was read ({offset} of "
+                                f"{plan.source_rows} rows).", "Run the export again.")
+
+
+def _write_copy(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, str]) -> None:
+    """Copy ``plan.source``'s column chunks and append the metadata columns (same row groups)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from .parquet_splice import SpliceUnsupported, splice_columns
+
+    assert plan.source is not None
+    pf = _open_parquet(plan.source)
+    sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+    columns: list[str] = []
+
+    def make_extra() -> bytes:
+        ids = plan.ids if plan.ids is not None else pf.read(columns=["prediction_id"]).column(0).to_pylist()
+        extra = meta.table(ids, dataset=plan.name)
+        columns.extend(extra.column_names)
+        buf = io.BytesIO()
+        writer = pq.ParquetWriter(buf, extra.schema, compression="zstd",
+                                  use_dictionary=_scalar_string_columns(extra.schema), write_page_index=False)
+        start = 0
+        for size in sizes:
+            writer.write_table(extra.slice(start, size), row_group_size=max(size, 1))
+            start += size
+        writer.close()
+        return buf.getvalue()
+
+    splice_columns(plan.source, make_extra, out, info)
+    # Cheap check of what a reader will see: the footer parses and has every column.
+    md = pq.read_metadata(out)
+    expected = [*pf.schema_arrow.names, *columns]
+    if md.num_rows != plan.source_rows or md.schema.to_arrow_schema().names != expected:
+        raise SpliceUnsupported("spliced file does not read back as expected")
+
+
+# ------------------------------------------------------------------ cleanup
+
+
+class _Scratch:
+    """Temporary files and folders of one export; ``discard`` removes them all."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self.dirs: list[Path] = []
+
+    def temp_name(self, folder: Path, final_name: str) -> Path:
+        path = folder / f".{final_name}.n4a-export-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+        self.paths.append(path)
+        return path
+
+    def discard(self) -> None:
+        for path in self.paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass
+        for folder in reversed(self.dirs):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def _map_write_error(exc: OSError, where: Path) -> WorkspaceError:
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return WorkspaceError(f"The disk is full while writing {where}.", "Free some space and export again; "
+                              "nothing was left behind.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WorkspaceError(f"Cannot write {where} ({exc.strerror}).", "Pick a folder you can write to.")
+    return WorkspaceError(f"Writing {where} failed: {exc}.", "Check the destination and export again.")
+
+
+# --------------------------------------------------------------------- main
+
+
+def export_predictions(
+    ws: Workspace,
+    dest: str | os.PathLike[str],
+    datasets: Sequence[str] | None = None,
+    partition: str | None = None,
+    model_name: str | None = None,
+    format: str = "auto",
+    fold_id: str | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> ExportReport:
+    """Export live predictions of ``datasets`` (all by default) to Parquet at ``dest``.
+
+    See the module docstring for the columns, the row rules and the two write
+    paths.  ``format``: ``auto`` (a file for one dataset, a zip for several),
+    ``parquet``, ``zip`` (Parquet files stored uncompressed in the zip) or
+    ``folder``.  ``dest`` may be an existing folder for ``parquet``/``zip``:
+    the file is then named after the dataset / the workspace.  Raises
+    ``InvalidArgumentError`` (unknown dataset, nothing matches, bad format),
+    ``WorkspaceError`` (destination exists, not writable),
+    ``CorruptStoreError`` (unreadable array file) or
+    ``OperationCancelledError``; on any error nothing is left at ``dest``.
+    """
+    from .status import MIGRATED, detect_status
+
+    started = time.perf_counter()
+    root = ws.path
+    _check_format(format)
+    for label, value in (("partition", partition), ("model_name", model_name), ("fold_id", fold_id)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgumentError(f"{label} must be a string, not {type(value).__name__}.")
+    if isinstance(datasets, str):
+        datasets = [datasets]
+
+    def report_progress(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(min(max(fraction, 0.0), 1.0), message)
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise OperationCancelledError("Export cancelled; partial files were removed.")
+
+    status = detect_status(root)
+    if status.storage_mode != MIGRATED:
+        raise UnsupportedFormatError(f"Export reads the current storage format; this workspace is "
+                                     f"{status.storage_mode} ({status.format}).")
+    report_progress(0.0, "Reading metadata")
+    db = root / layout.STORE_SQLITE
+    try:
+        tombstones = set(read_tombstones(root))
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptStoreError(f"{root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE} cannot be read ({exc}).") from exc
+
+    with open_readonly(db) as conn:
+        known = sorted(r[0] for r in conn.execute("SELECT DISTINCT dataset_name FROM predictions") if r[0] is not None)
+        if datasets is None:
+            chosen = known
+        else:
+            chosen = list(dict.fromkeys(datasets))
+            unknown = [d for d in chosen if d not in known]
+            if unknown:
+                raise InvalidArgumentError(
+                    f"Unknown dataset{'s' if len(unknown) > 1 else ''}: {', '.join(map(repr, unknown))}.",
+                    "Known datasets: " + (", ".join(map(repr, known)) if known else "none (the workspace is empty)")
+                    + ".",
+                )
+        if not chosen:
+            raise InvalidArgumentError("The workspace has no predictions to export.", "Run nirs4all first.")
+        target = resolve_target(root, dest, chosen, format, overwrite)
+
+        plans: list[_DatasetPlan] = []
+        for i, name in enumerate(chosen):
+            check_cancel()
+            report_progress(0.02 * i / len(chosen), f"Selecting rows of {name}")
+            source = parquet_path_for(root, name)
+            plan = _DatasetPlan(name, source if source.is_file() else None, target.file_names[name])
+            live, selected = _sqlite_ids(conn, name, partition, model_name, fold_id)
+            _plan_dataset(plan, live, selected, tombstones)
+            plans.append(plan)
+
+        to_write = [p for p in plans if p.rows > 0]
+        skipped = tuple(p.name for p in plans if p.rows == 0)
+        filters = {k: v for k, v in (("partition", partition), ("model_name", model_name), ("fold_id", fold_id))
+                   if v is not None}
+        if not to_write:
+            what = ", ".join(f"{k}={v!r}" for k, v in filters.items())
+            raise InvalidArgumentError(
+                "No live prediction matches " + (what if what else "the selection") + " in "
+                + ", ".join(map(repr, chosen)) + "; nothing was written.",
+                _filter_hint(conn, chosen) if filters
+                else "The selected datasets have no live predictions with arrays.",
+            )
+
+        notes: list[str] = []
+        for p in plans:
+            if p.source is None:
+                notes.append(f"{p.name}: no array file, skipped.")
+            elif p.rows == 0:
+                notes.append(f"{p.name}: no live prediction matches the filters, skipped.")
+
+        info = {
+            EXPORT_INFO_KEY: json.dumps({
+                "exported_at": utc_now(), "workspace": root.name, "filters": filters,
+                "nirs4all": _nirs4all_version(), "n4a_widgets": _our_version(),
+            }),
+        }
+        total_work = sum(p.source_rows for p in to_write) or 1
+        done = [0]
+
+        def tick(rows: int) -> None:
+            done[0] += rows
+            check_cancel()
+            report_progress(0.02 + 0.96 * done[0] / total_work, f"Writing {current[0]} ({done[0]}/{total_work} rows)")
+
+        current = [""]
+        scratch = _Scratch()
+        files: list[ExportedFile] = []
+        try:
+            if target.create_exports_dir:
+                (root / layout.EXPORTS_DIR).mkdir(exist_ok=True)
+                scratch.dirs.append(root / layout.EXPORTS_DIR)
+            if target.format == "folder" and not target.final.exists():
+                target.final.mkdir()
+                scratch.dirs.append(target.final)
+            written: list[tuple[_DatasetPlan, Path, str]] = []
+            for plan in to_write:
+                check_cancel()
+                current[0] = plan.name
+                folder = target.final if target.format == "folder" else target.final.parent
+                tmp = scratch.temp_name(folder, plan.file_name)
+                assert plan.source is not None
+                meta = _Metadata(conn, skip=set(_open_parquet(plan.source).schema_arrow.names))
+                method = _write_one(plan, meta, tmp, info, tick)
+                written.append((plan, tmp, method))
+            check_cancel()
+            report_progress(0.99, "Publishing")
+            files = _publish(target, written, scratch, overwrite)
+        except OperationCancelledError:
+            scratch.discard()
+            raise
+        except WorkspaceError:
+            scratch.discard()
+            raise
+        except OSError as exc:
+            scratch.discard()
+            raise _map_write_error(exc, target.final) from exc
+        except BaseException:
+            scratch.discard()
+            raise
+
+    report_progress(1.0, "Done")
+    return ExportReport(
+        workspace=str(root),
+        dest=str(target.final),
+        format=target.format,
+        files=tuple(files),
+        total_rows=sum(f.rows for f in files),
+        total_bytes=(target.final.stat().st_size if target.format == "zip" else sum(f.bytes for f in files)),
+        duration_seconds=round(time.perf_counter() - started, 3),
+        datasets=tuple(p.name for p in to_write),
+        partition=partition,
+        model_name=model_name,
+        fold_id=fold_id,
+        excluded_tombstoned=sum(p.tombstoned for p in plans),
+        excluded_orphans=sum(p.orphans for p in plans),
+        excluded_duplicates=sum(p.duplicates for p in plans),
+        excluded_by_filters=sum(p.filtered for p in plans),
+        skipped_datasets=skipped,
+        exported_at=utc_now(),
+        notes=tuple(notes),
+    )
+
+
+def _write_one(plan: _DatasetPlan, meta: _Metadata, tmp: Path, info: dict[str, str],
+               tick: Callable[[int], None]) -> str:
+    """Write one dataset to ``tmp``; returns the method used."""
+    if not plan.needs_filtering:
+        try:
+            _write_copy(plan, meta, tmp, info)
+            tick(plan.source_rows)
+            return "copy"
+        except OperationCancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any surprise in the fast path: use the rewrite
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            tmp.unlink(missing_ok=True)
+    _write_rewrite(plan, meta, tmp, info, tick)
+    return "rewrite"
+
+
+def _publish(target: _Target, written: list[tuple[_DatasetPlan, Path, str]], scratch: _Scratch,
+             overwrite: bool) -> list[ExportedFile]:
+    """Rename (or zip) the finished temporary files into place."""
+    import zipfile
+
+    files: list[ExportedFile] = []
+    if target.format == "zip":
+        tmp_zip = scratch.temp_name(target.final.parent, target.final.name)
+        with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for plan, tmp, method in written:
+                zf.write(tmp, arcname=plan.file_name, compress_type=zipfile.ZIP_STORED)
+                size = tmp.stat().st_size
+                tmp.unlink()
+                files.append(ExportedFile(plan.name, str(target.final), plan.rows, size, plan.file_name, method))
+        _replace(tmp_zip, target.final, overwrite)
+        return files
+    for plan, tmp, method in written:
+        final = target.final / plan.file_name if target.format == "folder" else target.final
+        size = tmp.stat().st_size
+        _replace(tmp, final, overwrite)
+        files.append(ExportedFile(plan.name, str(final), plan.rows, size, None, method))
+    return files
+
+
+def _replace(tmp: Path, final: Path, overwrite: bool) -> None:
+    if not overwrite and final.exists():
+        raise WorkspaceError(f"{final} appeared while exporting.", "Pick another name, or pass overwrite=True.")
+    os.replace(tmp, final)
+
+
+def _filter_hint(conn: sqlite3.Connection, datasets: Sequence[str]) -> str:
+    marks = ",".join("?" * len(datasets))
+    parts = []
+    for column in ("partition", "model_name", "fold_id"):
+        values = [r[0] for r in conn.execute(
+            f"SELECT DISTINCT {column} FROM predictions WHERE dataset_name IN ({marks}) ORDER BY 1", list(datasets))]
+        parts.append(f"{column}: {', '.join(map(repr, values[:12]))}{' ...' if len(values) > 12 else ''}")
+    return "Values present — " + "; ".join(parts) + "."
+
+
+def _nirs4all_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nirs4all")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _our_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("n4a_widgets")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# ------------------------------------------------------- choices for widgets
+
+
+@dataclass(frozen=True)
+class ExportChoices(Report):
+    """What the ExportPicker offers: datasets with counts and sizes, filter values."""
+
+    datasets: tuple[dict[str, Any], ...]
+    partitions: tuple[str, ...]
+    models: tuple[str, ...]
+    folds: tuple[str, ...]
+
+
+def export_choices(ws: Workspace) -> ExportChoices:
+    """Datasets (live predictions, array file size) and the distinct filter values (read-only)."""
+    health = ws.health()
+    with open_readonly(ws.path / layout.STORE_SQLITE) as conn:
+        def distinct(column: str) -> tuple[str, ...]:
+            return tuple(str(r[0]) for r in conn.execute(
+                f"SELECT DISTINCT {column} FROM predictions WHERE {column} IS NOT NULL ORDER BY 1"))
+
+        partitions, models, folds = distinct("partition"), distinct("model_name"), distinct("fold_id")
+    datasets = tuple(
+        {"name": d.name, "prediction_count": d.prediction_count, "parquet_size_bytes": d.parquet_size_bytes,
+         "pending_tombstones": d.pending_tombstones}
+        for d in health.datasets if d.prediction_count > 0
+    )
+    return ExportChoices(datasets=datasets, partitions=partitions, models=models, folds=folds)
+
+

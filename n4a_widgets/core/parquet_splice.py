@@ -1,0 +1,398 @@
+"""Append columns to a Parquet file without re-encoding the columns it has.
+
+The export's fast path: when a dataset file needs no row filtered out, its
+column chunks are copied byte for byte (``os.copy_file_range``, no decoding)
+and the metadata columns from SQLite — encoded separately by pyarrow with the
+same row-group boundaries — are placed after them; a merged footer describes
+both.  Parquet allows this: a row group is a list of column chunks, each found
+by its byte offset in the footer.
+
+The footer is Thrift (compact protocol).  ``decode``/``encode`` below keep
+every field they do not understand, so the merged footer carries the source's
+statistics, encodings and any field newer writers add.  Only offsets of the
+appended chunks and a few totals are changed.  Any surprise (encryption,
+external column files, mismatched row groups) raises ``SpliceUnsupported`` and
+the caller falls back to the streaming rewrite.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+MAGIC = b"PAR1"
+
+# Thrift compact protocol type ids
+T_STOP, T_TRUE, T_FALSE, T_BYTE, T_I16, T_I32, T_I64 = range(7)
+T_DOUBLE, T_BINARY, T_LIST, T_SET, T_MAP, T_STRUCT, T_UUID = range(7, 14)
+
+
+class SpliceUnsupported(Exception):
+    """The file cannot be spliced safely; use the streaming rewrite."""
+
+
+@dataclass
+class TStruct:
+    """A Thrift struct as ``{field id: (type id, value)}``; unknown fields kept."""
+
+    fields: dict[int, tuple[int, Any]] = field(default_factory=dict)
+
+    def get(self, fid: int, default: Any = None) -> Any:
+        item = self.fields.get(fid)
+        return default if item is None else item[1]
+
+    def set(self, fid: int, ttype: int, value: Any) -> None:
+        self.fields[fid] = (ttype, value)
+
+
+@dataclass
+class TList:
+    elem_type: int
+    items: list[Any]
+
+
+@dataclass
+class TMap:
+    key_type: int
+    value_type: int
+    items: list[tuple[Any, Any]]
+
+
+# ---------------------------------------------------------------- decoding
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def byte(self) -> int:
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def varint(self) -> int:
+        shift = result = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def zigzag(self) -> int:
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def take(self, n: int) -> bytes:
+        out = self.data[self.pos:self.pos + n]
+        if len(out) != n:
+            raise SpliceUnsupported("truncated footer")
+        self.pos += n
+        return out
+
+    def value(self, ttype: int) -> Any:
+        if ttype in (T_TRUE, T_FALSE):  # only inside containers: one raw byte
+            return self.byte()
+        if ttype == T_BYTE:
+            return self.byte()
+        if ttype in (T_I16, T_I32, T_I64):
+            return self.zigzag()
+        if ttype == T_DOUBLE:
+            return self.take(8)
+        if ttype == T_BINARY:
+            return self.take(self.varint())
+        if ttype == T_UUID:
+            return self.take(16)
+        if ttype in (T_LIST, T_SET):
+            head = self.byte()
+            size, elem = head >> 4, head & 0x0F
+            if size == 15:
+                size = self.varint()
+            return TList(elem, [self.value(elem) for _ in range(size)])
+        if ttype == T_MAP:
+            size = self.varint()
+            if size == 0:
+                return TMap(0, 0, [])
+            kv = self.byte()
+            kt, vt = kv >> 4, kv & 0x0F
+            return TMap(kt, vt, [(self.value(kt), self.value(vt)) for _ in range(size)])
+        if ttype == T_STRUCT:
+            return self.struct()
+        raise SpliceUnsupported(f"unknown Thrift type {ttype}")
+
+    def struct(self) -> TStruct:
+        out = TStruct()
+        last = 0
+        while True:
+            head = self.byte()
+            ttype = head & 0x0F
+            if ttype == T_STOP:
+                return out
+            delta = head >> 4
+            fid = last + delta if delta else self.zigzag()
+            last = fid
+            if ttype in (T_TRUE, T_FALSE):
+                out.fields[fid] = (ttype, ttype == T_TRUE)
+            else:
+                out.fields[fid] = (ttype, self.value(ttype))
+
+
+def decode(data: bytes) -> TStruct:
+    """Decode one compact-protocol struct (a Parquet footer)."""
+    try:
+        return _Reader(data).struct()
+    except IndexError as exc:
+        raise SpliceUnsupported("truncated footer") from exc
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _varint(out: io.BytesIO, n: int) -> None:
+    while True:
+        if n < 0x80:
+            out.write(bytes((n,)))
+            return
+        out.write(bytes(((n & 0x7F) | 0x80,)))
+        n >>= 7
+
+
+def _zigzag(out: io.BytesIO, n: int) -> None:
+    _varint(out, (n << 1) ^ (n >> 63))
+
+
+def _value(out: io.BytesIO, ttype: int, value: Any) -> None:
+    if ttype in (T_TRUE, T_FALSE, T_BYTE):
+        out.write(bytes((value & 0xFF,)))
+    elif ttype in (T_I16, T_I32, T_I64):
+        _zigzag(out, value)
+    elif ttype in (T_DOUBLE, T_UUID):
+        out.write(value)
+    elif ttype == T_BINARY:
+        _varint(out, len(value))
+        out.write(value)
+    elif ttype in (T_LIST, T_SET):
+        size = len(value.items)
+        if size < 15:
+            out.write(bytes(((size << 4) | value.elem_type,)))
+        else:
+            out.write(bytes((0xF0 | value.elem_type,)))
+            _varint(out, size)
+        for item in value.items:
+            _value(out, value.elem_type, item)
+    elif ttype == T_MAP:
+        _varint(out, len(value.items))
+        if value.items:
+            out.write(bytes(((value.key_type << 4) | value.value_type,)))
+            for k, v in value.items:
+                _value(out, value.key_type, k)
+                _value(out, value.value_type, v)
+    elif ttype == T_STRUCT:
+        _struct(out, value)
+    else:
+        raise SpliceUnsupported(f"unknown Thrift type {ttype}")
+
+
+def _struct(out: io.BytesIO, s: TStruct) -> None:
+    last = 0
+    for fid in sorted(s.fields):
+        ttype, value = s.fields[fid]
+        if ttype in (T_TRUE, T_FALSE):
+            ttype = T_TRUE if value else T_FALSE
+        delta = fid - last
+        if 0 < delta <= 15:
+            out.write(bytes(((delta << 4) | ttype,)))
+        else:
+            out.write(bytes((ttype,)))
+            _zigzag(out, fid)
+        if ttype not in (T_TRUE, T_FALSE):
+            _value(out, ttype, value)
+        last = fid
+    out.write(b"\x00")
+
+
+def encode(s: TStruct) -> bytes:
+    out = io.BytesIO()
+    _struct(out, s)
+    return out.getvalue()
+
+
+# ------------------------------------------------------------ file footers
+
+
+def read_footer(f: BinaryIO, size: int) -> tuple[TStruct, int]:
+    """(decoded FileMetaData, byte offset where the footer starts)."""
+    if size < 12:
+        raise SpliceUnsupported("file too small to be Parquet")
+    f.seek(0)
+    if f.read(4) != MAGIC:
+        raise SpliceUnsupported("not a plain Parquet file")
+    f.seek(size - 8)
+    tail = f.read(8)
+    if tail[4:] != MAGIC:
+        raise SpliceUnsupported("encrypted or damaged footer")
+    (length,) = struct.unpack("<I", tail[:4])
+    start = size - 8 - length
+    if start < 4:
+        raise SpliceUnsupported("footer length out of range")
+    f.seek(start)
+    return decode(f.read(length)), start
+
+
+# FileMetaData / RowGroup / ColumnChunk / ColumnMetaData field ids (parquet.thrift)
+FM_SCHEMA, FM_NUM_ROWS, FM_ROW_GROUPS, FM_KV, FM_COLUMN_ORDERS, FM_ENCRYPTION = 2, 3, 4, 5, 7, 8
+RG_COLUMNS, RG_TOTAL_BYTE_SIZE, RG_NUM_ROWS, RG_TOTAL_COMPRESSED = 1, 2, 3, 6
+CC_FILE_PATH, CC_FILE_OFFSET, CC_META, CC_OFFSET_INDEX_OFFSET, CC_COLUMN_INDEX_OFFSET = 1, 2, 3, 4, 6
+CC_CRYPTO, CC_ENCRYPTED_META = 8, 9
+CMD_DATA_PAGE, CMD_INDEX_PAGE, CMD_DICT_PAGE, CMD_BLOOM = 9, 10, 11, 14
+SE_NUM_CHILDREN = 5
+KV_KEY = 1
+
+
+def _shift_chunk(chunk: TStruct, shift: int) -> None:
+    for fid in (CC_FILE_OFFSET, CC_OFFSET_INDEX_OFFSET, CC_COLUMN_INDEX_OFFSET):
+        if fid in chunk.fields:
+            ttype, v = chunk.fields[fid]
+            chunk.fields[fid] = (ttype, v + shift)
+    meta = chunk.get(CC_META)
+    if meta is None:
+        raise SpliceUnsupported("column chunk without metadata")
+    for fid in (CMD_DATA_PAGE, CMD_INDEX_PAGE, CMD_DICT_PAGE, CMD_BLOOM):
+        if fid in meta.fields:
+            ttype, v = meta.fields[fid]
+            meta.fields[fid] = (ttype, v + shift)
+
+
+def _check_plain(meta: TStruct) -> None:
+    if FM_ENCRYPTION in meta.fields:
+        raise SpliceUnsupported("encrypted file")
+    for rg in meta.get(FM_ROW_GROUPS, TList(T_STRUCT, [])).items:
+        for chunk in rg.get(RG_COLUMNS).items:
+            if CC_FILE_PATH in chunk.fields or CC_CRYPTO in chunk.fields or CC_ENCRYPTED_META in chunk.fields:
+                raise SpliceUnsupported("column data in another file or encrypted")
+
+
+def row_group_sizes(source: Path) -> list[int]:
+    """Rows per row group of ``source`` (footer only)."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(source)
+    return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+
+
+def merge_footers(src: TStruct, extra: TStruct, shift: int, key_values: dict[str, str]) -> TStruct:
+    """The footer of ``src`` with ``extra``'s columns appended (their offsets moved by ``shift``)."""
+    _check_plain(src)
+    _check_plain(extra)
+    if src.get(FM_NUM_ROWS) != extra.get(FM_NUM_ROWS):
+        raise SpliceUnsupported("row counts differ")
+    src_groups = src.get(FM_ROW_GROUPS).items
+    extra_groups = extra.get(FM_ROW_GROUPS).items
+    if [g.get(RG_NUM_ROWS) for g in src_groups] != [g.get(RG_NUM_ROWS) for g in extra_groups]:
+        raise SpliceUnsupported("row groups differ")
+
+    schema_src = src.get(FM_SCHEMA).items
+    schema_extra = extra.get(FM_SCHEMA).items
+    root = schema_src[0]
+    ttype, children = root.fields[SE_NUM_CHILDREN]
+    root.fields[SE_NUM_CHILDREN] = (ttype, children + extra_root_children(schema_extra))
+    src.set(FM_SCHEMA, T_LIST, TList(T_STRUCT, [*schema_src, *schema_extra[1:]]))
+
+    for group, added in zip(src_groups, extra_groups, strict=True):
+        chunks = added.get(RG_COLUMNS).items
+        for chunk in chunks:
+            _shift_chunk(chunk, shift)
+        group.get(RG_COLUMNS).items.extend(chunks)
+        for fid in (RG_TOTAL_BYTE_SIZE, RG_TOTAL_COMPRESSED):
+            if fid in group.fields:
+                ttype, v = group.fields[fid]
+                group.fields[fid] = (ttype, v + (added.get(fid) or 0))
+
+    orders_src, orders_extra = src.get(FM_COLUMN_ORDERS), extra.get(FM_COLUMN_ORDERS)
+    if orders_src is not None and orders_extra is not None:
+        orders_src.items.extend(orders_extra.items)
+    else:
+        src.fields.pop(FM_COLUMN_ORDERS, None)
+
+    # The serialized Arrow schema describes only the source columns: drop it
+    # (readers then derive types from the Parquet schema) and add ours.
+    kvs = [kv for kv in (src.get(FM_KV) or TList(T_STRUCT, [])).items if kv.get(KV_KEY) != b"ARROW:schema"]
+    for key, value in key_values.items():
+        kvs.append(TStruct({1: (T_BINARY, key.encode()), 2: (T_BINARY, value.encode())}))
+    src.set(FM_KV, T_LIST, TList(T_STRUCT, kvs))
+    return src
+
+
+def extra_root_children(schema: list[TStruct]) -> int:
+    return int(schema[0].get(SE_NUM_CHILDREN))
+
+
+def _copy_range(src_fd: int, dst_fd: int, count: int) -> None:
+    """Copy ``count`` bytes from the start of ``src_fd`` to ``dst_fd``'s position, in the kernel when possible."""
+    offset = 0
+    try:
+        while offset < count:
+            n = os.copy_file_range(src_fd, dst_fd, count - offset, offset)
+            if n == 0:
+                break
+            offset += n
+    except (AttributeError, OSError):
+        pass
+    if offset < count:
+        os.lseek(src_fd, offset, os.SEEK_SET)
+        while offset < count:
+            chunk = os.read(src_fd, min(8 << 20, count - offset))
+            if not chunk:
+                raise SpliceUnsupported("source shorter than its footer says")
+            os.write(dst_fd, chunk)
+            offset += len(chunk)
+
+
+def splice_columns(source: Path, make_extra: Callable[[], bytes], out: Path, key_values: dict[str, str]) -> int:
+    """Write ``out`` = ``source``'s column chunks (copied) + the columns of ``make_extra()``; returns its size.
+
+    ``make_extra()`` returns a Parquet file (bytes) with exactly ``source``'s
+    row-group boundaries; it runs while the kernel copies the source's bytes
+    on another thread, so the metadata query overlaps the copy.
+    """
+    import threading
+
+    size = source.stat().st_size
+    with open(source, "rb") as f:
+        src_meta, src_footer_start = read_footer(f, size)
+        _check_plain(src_meta)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            failure: list[BaseException] = []
+
+            def copy() -> None:
+                try:
+                    _copy_range(f.fileno(), fd, src_footer_start)
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                    failure.append(exc)
+
+            worker = threading.Thread(target=copy, name="n4a-export-copy", daemon=True)
+            worker.start()
+            try:
+                extra_parquet = make_extra()
+            finally:
+                worker.join()
+            if failure:
+                raise failure[0]
+            extra_meta, extra_footer_start = read_footer(io.BytesIO(extra_parquet), len(extra_parquet))
+            extra_body = memoryview(extra_parquet)[4:extra_footer_start]
+            footer = encode(merge_footers(src_meta, extra_meta, src_footer_start - 4, key_values))
+            os.lseek(fd, src_footer_start, os.SEEK_SET)
+            for part in (extra_body, footer, struct.pack("<I", len(footer)), MAGIC):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    return out.stat().st_size
