@@ -5,19 +5,12 @@
  * Python; the only local state is the output-folder text box.
  */
 import {
-  actionButton, badge, errorPanel, formatBytes, formatCount, formatDuration, h, onChange, progressPanel, sendAction,
+  actionButton, errorPanel, formatBytes, formatCount, formatDuration, h, onChange, progressPanel, sendAction,
   setBusy, table,
+  storageModeBadge,
 } from "./lib/ui.js";
 
 /** @typedef {import("./lib/ui.js").Model} Model */
-
-/** @type {Record<string, [string, "green" | "amber" | "red" | "blue"]>} */
-const MODES = {
-  migrated: ["Migrated", "green"],
-  legacy: ["Legacy", "amber"],
-  mid_migration: ["Mid-migration", "red"],
-  new: ["New", "blue"],
-};
 
 /**
  * @param {[string, string | Node][]} pairs
@@ -117,10 +110,9 @@ function render({ model, el }) {
     const report = model.get("report") || {};
     const state = model.get("state");
     const mode = status.storage_mode;
-    const [label, color] = MODES[mode] || ["Unknown", "grey"];
     header.replaceChildren(
       h("span", { class: "n4a-title" }, "Migrate workspace"),
-      mode ? badge(label, color) : badge("…", "grey"),
+      storageModeBadge(mode),
       h("span", { class: "n4a-path" }, String(model.get("workspace_path") || "")),
     );
     const needs = mode === "legacy" || mode === "mid_migration";

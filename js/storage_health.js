@@ -4,18 +4,11 @@
  * that Python fills; Refresh / Run integrity check are sent to Python.
  */
 import {
-  actionButton, badge, errorPanel, formatBytes, formatCount, h, onChange, progressPanel, setBusy, stackedBar, table,
+  actionButton, errorPanel, formatBytes, formatCount, h, onChange, progressPanel, setBusy, stackedBar, table,
+  storageModeBadge,
 } from "./lib/ui.js";
 
 /** @typedef {import("./lib/ui.js").Model} Model */
-
-/** @type {Record<string, [string, "green" | "amber" | "red" | "blue"]>} */
-const MODES = {
-  migrated: ["Migrated", "green"],
-  legacy: ["Legacy", "amber"],
-  mid_migration: ["Mid-migration", "red"],
-  new: ["New", "blue"],
-};
 
 const COLORS = {
   "Metadata store": "#7e57c2",
@@ -88,10 +81,9 @@ function render({ model, el }) {
     const status = model.get("status") || {};
     const stats = model.get("stats") || {};
     const report = model.get("report") || {};
-    const [label, color] = MODES[status.storage_mode] || ["Unknown", "grey"];
     header.replaceChildren(
       h("span", { class: "n4a-title" }, "Workspace storage"),
-      status.storage_mode ? badge(label, color) : badge("…", "grey"),
+      storageModeBadge(status.storage_mode),
       h("span", { class: "n4a-path" }, String(model.get("workspace_path") || "")),
     );
     if (status.migration_needed) {

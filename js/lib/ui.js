@@ -176,6 +176,24 @@ export function errorPanel(model) {
   return { el, dispose };
 }
 
+/** @type {Record<string, [string, "green" | "amber" | "red" | "blue"]>} */
+const STORAGE_MODES = {
+  migrated: ["Migrated", "green"],
+  legacy: ["Legacy", "amber"],
+  mid_migration: ["Mid-migration", "red"],
+  new: ["New", "blue"],
+};
+
+/**
+ * The badge for a `status().storage_mode` (Migrated green, Legacy amber, ...).
+ * @param {string | undefined} mode
+ */
+export function storageModeBadge(mode) {
+  if (!mode) return badge("…", "grey");
+  const [label, color] = STORAGE_MODES[mode] || ["Unknown", "grey"];
+  return badge(label, color);
+}
+
 /**
  * @param {string} text
  * @param {"green" | "amber" | "red" | "blue" | "grey"} color

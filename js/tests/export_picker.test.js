@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import widget, { downloadHref } from "../export_picker.js";
-import { FakeModel } from "./fake_model.js";
+import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const choices = {
   datasets: [
@@ -22,16 +22,12 @@ const report = {
 };
 
 function setup(traits = {}) {
-  const model = new FakeModel({
+  return mount(widget, {
     workspace_path: "/data/ws", state: "done", progress: 0, message: "", elapsed: 0, error: {}, job_name: "Refresh",
     report: {}, choices, selected: ["corn moisture", "tablets"], partition: "", model_name: "", fold_id: "",
     dest: "", default_dest: "/home/u/ws_predictions.zip", export_format: "auto", overwrite: false, download_path: "",
     ...traits,
   });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  return { model, el, cleanup };
 }
 
 afterEach(() => {
@@ -104,17 +100,6 @@ describe("ExportPicker", () => {
     expect(downloadHref("a/b.parquet")).toBe("/files/a/b.parquet");
   });
 
-  it("shows errors in the error area", () => {
-    const { el, model } = setup();
-    model.set("error", { type: "InvalidArgumentError", message: "Unknown dataset: 'x'.", hint: "Known: a" });
-    expect(el.querySelector(".n4a-error").textContent).toContain("Unknown dataset");
-  });
 
-  it("cleanup removes its DOM and every listener", () => {
-    const { el, model, cleanup } = setup();
-    expect(model.listenerCount()).toBeGreaterThan(0);
-    cleanup();
-    expect(model.listenerCount()).toBe(0);
-    expect(el.children.length).toBe(0);
-  });
+  itShowsErrorsAndCleansUp(setup);
 });

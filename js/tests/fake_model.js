@@ -1,3 +1,4 @@
+import { expect, it } from "vitest";
 // A stand-in for the anywidget model in unit tests: traits in a Map, events,
 // and a log of messages sent to Python.  (The real model needs a kernel.)
 export class FakeModel {
@@ -27,4 +28,38 @@ export class FakeModel {
     for (const set of this.listeners.values()) n += set.size;
     return n;
   }
+}
+
+/**
+ * Render `widget` into a fresh element with a FakeModel holding `traits`.
+ * @returns {{model: FakeModel, el: HTMLElement, cleanup: () => void}}
+ */
+export function mount(widget, traits) {
+  const model = new FakeModel(traits);
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = widget.render({ model, el });
+  return { model, el, cleanup };
+}
+
+/**
+ * The checks every widget front-end must pass: errors go to the error area,
+ * and the cleanup returned by render removes its DOM and every listener.
+ * @param {() => {model: FakeModel, el: HTMLElement, cleanup: () => void}} setup
+ */
+export function itShowsErrorsAndCleansUp(setup) {
+  it("shows errors in the error area", () => {
+    const { el, model } = setup();
+    model.set("error", { type: "WorkspaceBusyError", message: "busy elsewhere", hint: "wait" });
+    expect(el.querySelector(".n4a-error").textContent).toContain("busy elsewhere");
+    expect(el.querySelector(".n4a-error").textContent).toContain("wait");
+  });
+
+  it("cleanup removes its DOM and every listener", () => {
+    const { el, model, cleanup } = setup();
+    expect(model.listenerCount()).toBeGreaterThan(0);
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+    expect(el.children.length).toBe(0);
+  });
 }

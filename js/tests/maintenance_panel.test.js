@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../maintenance_panel.js";
-import { FakeModel } from "./fake_model.js";
+import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const group = {
   metric: "rmse", lower_is_better: true, total: 10, missing: 0,
@@ -20,17 +20,13 @@ const preview = {
 };
 
 function setup(traits = {}) {
-  const model = new FakeModel({
+  return mount(widget, {
     workspace_path: "/data/ws", state: "idle", progress: 0, message: "", elapsed: 0, error: {}, job_name: "",
     choices: { score_metrics: ["val_score", "test_score"], partitions: ["test", "train", "val"], datasets: ["corn moisture"] },
     fraction: 0.1, metric: "val_score", partition: "val", dataset: "",
     distribution: { groups: [group] }, preview: {}, report: {}, last_action: "", busy_reason: "",
     ...traits,
   });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  return { model, el, cleanup };
 }
 
 describe("MaintenancePanel", () => {
@@ -102,11 +98,5 @@ describe("MaintenancePanel", () => {
     expect(el.querySelector("[data-banner=busy]").textContent).toContain("Compact is running");
   });
 
-  it("cleanup removes its DOM and every listener", () => {
-    const { el, model, cleanup } = setup();
-    expect(model.listenerCount()).toBeGreaterThan(0);
-    cleanup();
-    expect(model.listenerCount()).toBe(0);
-    expect(el.children.length).toBe(0);
-  });
+  itShowsErrorsAndCleansUp(setup);
 });

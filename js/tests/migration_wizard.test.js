@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../migration_wizard.js";
-import { FakeModel } from "./fake_model.js";
+import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const legacy = { storage_mode: "legacy", format: "duckdb-workspace", layout: "duckdb-inline-arrays", migration_needed: true,
   message: "Legacy DuckDB store." };
@@ -17,14 +17,10 @@ const done = {
 };
 
 function setup(traits = {}) {
-  const model = new FakeModel({
+  return mount(widget, {
     workspace_path: "/data/ws", state: "idle", progress: 0, message: "", elapsed: 0, error: {}, output: "",
     status: legacy, stats: { size_bytes: 8e6 }, plan: {}, report: {}, ...traits,
   });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  return { model, el, cleanup };
 }
 
 describe("MigrationWizard", () => {
@@ -96,11 +92,5 @@ describe("MigrationWizard", () => {
     expect(model.sent.at(-1).content.action).toBe("rollback");
   });
 
-  it("cleanup removes its DOM and every listener", () => {
-    const { el, model, cleanup } = setup();
-    expect(model.listenerCount()).toBeGreaterThan(0);
-    cleanup();
-    expect(model.listenerCount()).toBe(0);
-    expect(el.children.length).toBe(0);
-  });
+  itShowsErrorsAndCleansUp(setup);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../storage_health.js";
-import { FakeModel } from "./fake_model.js";
+import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const report = {
   total_predictions: 5, total_datasets: 2, pending_tombstones: 1, orphan_metadata_count: 0, orphan_array_count: 0,
@@ -12,16 +12,12 @@ const report = {
 };
 
 function setup(traits = {}) {
-  const model = new FakeModel({
+  return mount(widget, {
     workspace_path: "/data/ws", state: "done", progress: 0, message: "", elapsed: 0, error: {},
     status: { storage_mode: "migrated", migration_needed: false, message: "" },
     stats: { space_usage: [{ name: "Metadata store", size_bytes: 100 }, { name: "Prediction arrays", size_bytes: 300 }] },
     report, ...traits,
   });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  return { model, el, cleanup };
 }
 
 describe("StorageHealth", () => {
@@ -57,19 +53,8 @@ describe("StorageHealth", () => {
     expect(el.querySelector("[data-action=cancel]").disabled).toBe(false);
   });
 
-  it("shows errors in the error area", () => {
-    const { el, model } = setup();
-    model.set("error", { type: "CorruptStoreError", message: "bad file", hint: "restore it" });
-    expect(el.querySelector(".n4a-error").textContent).toContain("bad file");
-  });
 
-  it("cleanup removes its DOM and every listener", () => {
-    const { el, model, cleanup } = setup();
-    expect(model.listenerCount()).toBeGreaterThan(0);
-    cleanup();
-    expect(model.listenerCount()).toBe(0);
-    expect(el.children.length).toBe(0);
-  });
+  itShowsErrorsAndCleansUp(setup);
 });
 
 describe("progress panel", () => {

@@ -81,6 +81,18 @@ class WorkspaceWidget(anywidget.AnyWidget):
         """Button name -> Python twin.  Subclasses extend this."""
         return {"cancel": self.cancel}
 
+    def refresh(self) -> None:
+        """Re-read what the widget shows.  Subclasses override it."""
+
+    def _load_now(self) -> None:
+        """Run ``refresh()`` at construction; a WorkspaceError lands in the error area."""
+        if self.workspace is None:
+            return
+        try:
+            self.refresh()
+        except WorkspaceError as exc:
+            self._show_error(exc)
+
     def _show_error(self, exc: BaseException) -> None:
         self.error = jobs.error_to_dict(exc)
         self.state = "error"

@@ -9,7 +9,7 @@ from typing import Any
 
 import traitlets as t
 
-from ..core.errors import InvalidArgumentError, WorkspaceError
+from ..core.errors import InvalidArgumentError
 from ..core.workspace import Workspace
 from .base import WorkspaceWidget, bundle
 
@@ -72,11 +72,8 @@ class ExportPicker(WorkspaceWidget):
         if dest is not None:
             self.dest = str(dest)
         self.observe(self._update_default_dest, names=["selected", "choices"])
-        if autoload and self.workspace is not None:
-            try:
-                self.refresh()
-            except WorkspaceError as exc:
-                self._show_error(exc)
+        if autoload:
+            self._load_now()
 
     def _actions(self) -> dict[str, Callable[..., Any]]:
         return {

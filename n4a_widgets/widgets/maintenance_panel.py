@@ -58,11 +58,8 @@ class MaintenancePanel(WorkspaceWidget):
 
     def __init__(self, workspace: str | pathlib.Path | Workspace, *, autoload: bool = True, **kwargs: Any) -> None:
         super().__init__(workspace, **kwargs)
-        if autoload and self.workspace is not None:
-            try:
-                self.refresh()
-            except WorkspaceError as exc:
-                self._show_error(exc)
+        if autoload:
+            self._load_now()
 
     def _actions(self) -> dict[str, Callable[..., Any]]:
         return {

@@ -8,7 +8,6 @@ from typing import Any
 
 import traitlets as t
 
-from ..core.errors import WorkspaceError
 from ..core.workspace import Workspace
 from .base import WorkspaceWidget, bundle
 
@@ -29,11 +28,8 @@ class StorageHealth(WorkspaceWidget):
 
     def __init__(self, workspace: str | pathlib.Path | Workspace, *, autoload: bool = True, **kwargs: Any) -> None:
         super().__init__(workspace, **kwargs)
-        if autoload and self.workspace is not None:
-            try:
-                self.refresh()
-            except WorkspaceError as exc:
-                self._show_error(exc)
+        if autoload:
+            self._load_now()
 
     def _actions(self) -> dict[str, Callable[..., Any]]:
         return {**super()._actions(), "refresh": self.refresh, "integrity_check": self.integrity_check}
