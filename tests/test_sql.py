@@ -446,6 +446,126 @@ def test_legacy_stores_are_queried_read_only(name: str, legacy_copy, monkeypatch
     assert tree_hash(ws) == before
 
 
+# ------------------------------------------------------------------ native (ADBC) reads of store.sqlite
+
+
+def _all_columns(source) -> dict[str, list[str]]:
+    return {name: list(t.columns) for name, t in source.tables.items()}
+
+
+def _dog():
+    from n4a_widgets.core.sql import _Watchdog
+
+    return _Watchdog(None, None, None)
+
+
+def _same_arrays(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert list(a[name]) == list(b[name]), name
+        for col in a[name]:
+            x, y = a[name][col], b[name][col]
+            assert x.type == y.type, (name, col, x.type, y.type)
+            assert x.to_pylist() == y.to_pylist(), (name, col)
+
+
+def test_native_read_equals_python_read_and_leaves_no_trace(demo_ws: Path) -> None:
+    """ADBC reads every column of every table exactly as the Python path does, and writes nothing."""
+    from n4a_widgets.core.sql import _adbc_load, _SqliteSource
+
+    wal = demo_ws / "store.sqlite-wal"
+    for sidecar in (wal, demo_ws / "store.sqlite-shm"):  # no WAL: the trace-free immutable=1 open
+        if sidecar.exists() and sidecar.stat().st_size == 0:
+            sidecar.unlink()
+    assert not wal.exists()
+    before = tree_hash(demo_ws)
+    source = _SqliteSource(demo_ws / "store.sqlite")
+    wanted = _all_columns(source)
+    native = _adbc_load(source.db, source.tables, wanted, _dog())
+    assert native, "the ADBC SQLite driver is not used (missing adbc-driver-sqlite?)"
+    _same_arrays(native, source._python_load(wanted, _dog()))
+    assert tree_hash(demo_ws) == before  # no file created (no -wal/-shm) or changed
+
+
+def test_native_read_honours_read_only_uri_flags(tmp_path: Path) -> None:
+    """The driver opens the URI as SQLite does: mode=ro refuses writes and never creates a file, and
+    immutable=1 creates no -wal/-shm for a WAL-mode store (plain mode=ro does: the control)."""
+    import sqlite3
+
+    import adbc_driver_sqlite.dbapi as adbc_dbapi
+
+    from n4a_widgets.core.sql import _adbc_uri
+
+    db = tmp_path / "store.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    assert sorted(os.listdir(tmp_path)) == ["store.sqlite"]
+    before = tree_hash(tmp_path)
+    uri = _adbc_uri(db)
+    assert uri.endswith("?mode=ro&immutable=1")
+    with adbc_dbapi.connect(uri) as c, c.cursor() as cur:
+        cur.execute("SELECT x FROM t")
+        assert cur.fetch_arrow_table().column(0).to_pylist() == [1]
+        with pytest.raises(Exception, match=r"readonly|read-only|read only"):
+            cur.execute("INSERT INTO t VALUES (2)")
+    assert tree_hash(tmp_path) == before and sorted(os.listdir(tmp_path)) == ["store.sqlite"]
+    missing = (tmp_path / "missing.sqlite").as_uri() + "?mode=ro"
+    with pytest.raises(Exception, match=r"unable to open|failed to open"), adbc_dbapi.connect(missing) as c:
+        c.cursor().execute("SELECT 1")
+    assert not (tmp_path / "missing.sqlite").exists()
+    with adbc_dbapi.connect(db.as_uri() + "?mode=ro") as c, c.cursor() as cur:  # control: flags are parsed
+        cur.execute("SELECT x FROM t")
+        cur.fetch_arrow_table()
+    assert "store.sqlite-shm" in os.listdir(tmp_path)
+
+
+def test_native_read_falls_back_on_mixed_storage_classes(tmp_path: Path) -> None:
+    """Columns holding values of several SQLite storage classes are read through Python (same answer)."""
+    import sqlite3
+
+    from n4a_widgets.core.sql import _adbc_load, _SqliteSource
+
+    db = tmp_path / "store.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE clean (i INTEGER, r REAL, s TEXT, b BLOB, ts TIMESTAMP, n TEXT)")
+    conn.executemany("INSERT INTO clean VALUES (?, ?, ?, ?, ?, NULL)",
+                     [(k, k / 3, f"s{k}", bytes([k % 256]), f"2024-01-{1 + k % 28:02d}") for k in range(3000)])
+    conn.execute("CREATE TABLE mixed_int (i INTEGER)")
+    conn.executemany("INSERT INTO mixed_int VALUES (?)", [(1,), (2.5,), ("text",)])
+    conn.execute("CREATE TABLE mixed_any (ts TIMESTAMP)")
+    conn.executemany("INSERT INTO mixed_any VALUES (?)", [("2024-01-01",), (2.5,)])
+    conn.execute("CREATE TABLE mixed_text (s TEXT)")
+    conn.executemany("INSERT INTO mixed_text VALUES (?)", [("a",), (b"\xff",)])
+    conn.execute("CREATE TABLE empty (i INTEGER, s TEXT, r REAL, ts TIMESTAMP)")
+    conn.commit()
+    conn.close()
+    source = _SqliteSource(db)
+    clean = {"clean": list(source.tables["clean"].columns), "empty": list(source.tables["empty"].columns)}
+    native = _adbc_load(db, source.tables, clean, _dog())
+    _same_arrays(native, source._python_load(clean, _dog()))
+    for name in ("mixed_int", "mixed_any", "mixed_text"):
+        wanted = {"clean": ["i"], name: list(source.tables[name].columns)}
+        assert _adbc_load(db, source.tables, wanted, _dog()) == {}, name
+        _same_arrays(source.load(wanted, _dog()), source._python_load(wanted, _dog()))
+
+
+def test_arrays_in_memory_and_streamed_give_the_same_rows(sandbox, session: SqlSession) -> None:
+    sql = ("SELECT p.prediction_id, p.partition, a.y_true, a.y_pred FROM predictions p JOIN arrays a "
+           "USING (prediction_id) ORDER BY p.prediction_id")
+    in_memory = session.execute(sql, limit=100000).result().rows
+    assert session._arrays_mode == "table"
+    live = session.execute("SELECT count(*) FROM predictions").result().rows[0][0]
+    assert session._arrays_table is not None and session._arrays_table.num_rows == live
+    with SqlSession(sandbox["ws"], arrays_memory_bytes=0) as streamed:
+        assert streamed.execute(sql, limit=100000).result().rows == in_memory
+        assert streamed._arrays_mode == "dataset"
+    assert len(in_memory) == live
+
+
 # ------------------------------------------------------------------ contracts with nirs4all
 
 
@@ -462,6 +582,13 @@ def test_contract_tombstones_read_like_nirs4all(demo_ws: Path) -> None:
     from n4a_widgets.core.sql import read_tombstone_ids
 
     assert read_tombstone_ids(demo_ws) == set(read_tombstones(demo_ws)) != set()
+
+
+def test_contract_adbc_sqlite_batch_rows_option() -> None:
+    """``_adbc_load`` reads a table as one batch through this driver option."""
+    import adbc_driver_sqlite
+
+    assert adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value == "adbc.sqlite.query.batch_rows"
 
 
 def test_contract_private_fetch_pl_exists() -> None:

@@ -3,11 +3,14 @@
 Safe by construction, not by keyword filters:
 
 1. The engine is an **in-memory DuckDB** that has no file access at all.  The
-   workspace's tables reach it only as Arrow data that *our* Python code read:
-   the metadata tables of ``store.sqlite`` through a trace-free read-only
-   SQLite connection (a legacy ``store.duckdb`` through ``read_only=True``),
-   and ``arrays`` as a pyarrow dataset over ``arrays/*.parquet`` filtered to
-   live predictions.  Then ``allowed_paths``/``allowed_directories`` are
+   workspace's tables reach it only as Arrow data that *our* code read: the
+   metadata tables of ``store.sqlite`` through a trace-free read-only SQLite
+   connection (natively into Arrow with the ADBC SQLite driver, or row by row
+   through Python's sqlite3 when the two could differ; a legacy
+   ``store.duckdb`` through ``read_only=True``), and ``arrays`` from
+   ``arrays/*.parquet`` filtered to live predictions (the columns a query
+   needs read into memory within a budget, else a streaming pyarrow
+   dataset).  Then ``allowed_paths``/``allowed_directories`` are
    emptied (DuckDB 2.0 otherwise allows writing ``<cwd>/:memory:*``), external
    access is switched off, spilling is disabled, extension auto-install/load
    is off, path-like settings are set to a neutral value, and the
@@ -70,6 +73,11 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 #: Rows kept by a query are also capped in bytes (list columns can be large).
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: ``arrays`` columns a session keeps in memory (estimated from Parquet metadata).  Within it the
+#: columns a query needs are read once into an Arrow table, which also tells DuckDB how many rows
+#: ``arrays`` has (a join then builds its hash table from the smaller side, not from the arrays).
+#: Beyond it ``arrays`` is a streaming pyarrow dataset.
+DEFAULT_ARRAYS_MEMORY_BYTES = 256 * 1024 * 1024
 #: Value given to DuckDB's path-like settings so none of them names a real folder.
 NEUTRAL_DIR = "/n4a-sql-console-has-no-file-access"
 
@@ -475,6 +483,11 @@ class _SqliteSource(_Source):
                 table.row_count = int(conn.execute(f"SELECT count(*) FROM {_q(table.name)}").fetchall()[0][0])
 
     def load(self, wanted: dict[str, list[str]], dog: _Watchdog) -> dict[str, dict[str, pa.Array]]:
+        """Read the wanted columns: natively into Arrow (ADBC) where it gives the same answer, else via Python."""
+        return _adbc_load(self.db, self.tables, wanted, dog) or self._python_load(wanted, dog)
+
+    def _python_load(self, wanted: dict[str, list[str]], dog: _Watchdog) -> dict[str, dict[str, pa.Array]]:
+        """Row by row through Python's sqlite3 (≈1 µs a value): the exact, always-available path."""
         from .readonly_sqlite import open_readonly
 
         out: dict[str, dict[str, pa.Array]] = {}
@@ -494,6 +507,109 @@ class _SqliteSource(_Source):
             with contextlib.suppress(Exception):
                 conn.execute("COMMIT")
         return out
+
+
+#: Arrow types the ADBC SQLite driver may return for a column of each affinity that equal what
+#: ``_arrow_column`` builds from the same values (the driver infers one type from all the values it reads).
+_ADBC_ACCEPTED = {
+    "int": ("int64", "double"),  # integers (and reals mixed in: double, as _arrow_column falls back to)
+    "float": ("double", "int64"),  # int64 only when no value is a real: cast to double
+    "str": ("string",),  # a blob among texts makes the column binary: not accepted
+    "bytes": ("binary",),
+    "any": ("int64", "double", "string", "binary"),  # string/binary re-checked with the storage classes
+}
+_ADBC_TARGET = {"int": "int64", "float": "double", "str": "string", "bytes": "binary"}
+#: Storage classes (SQLite ``typeof``) that an ``any``-affinity column may mix and still match ``_arrow_column``.
+_CLASS_CODE = "CASE typeof({col}) WHEN 'integer' THEN 1 WHEN 'real' THEN 2 WHEN 'text' THEN 4 WHEN 'blob' THEN 8 " \
+              "ELSE 0 END"
+
+
+def _adbc_uri(db: Path) -> str:
+    """The same trace-free read-only URI ``open_readonly`` uses (``immutable=1`` only when no -wal exists)."""
+    from .readonly_sqlite import _uri
+
+    return _uri(db, immutable=not db.with_name(db.name + "-wal").exists())
+
+
+def _adbc_column(array: Any, kind: str, classes: set[int] | None) -> pa.Array | None:
+    """The driver's column as ``_arrow_column`` would build it, or None when they could differ."""
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    n = len(array)
+    if array.null_count == n:  # empty or all NULL: the driver says int64, we say the affinity's type
+        target = _ADBC_TARGET.get(kind)
+        return pa.nulls(n, type=pa.type_for_alias(target) if target else pa.null())
+    name = str(array.type)
+    if name not in _ADBC_ACCEPTED[kind]:
+        return None
+    if kind == "float" and name == "int64":
+        return array.cast(pa.float64())
+    # Texts or blobs in an ``any`` column: only when no other storage class is mixed in.
+    if kind == "any" and name in ("string", "binary") and (classes is None or len(classes - {0}) != 1):
+        return None
+    return array
+
+
+def _adbc_load(
+    db: Path, tables: dict[str, _Table], wanted: dict[str, list[str]], dog: _Watchdog
+) -> dict[str, dict[str, pa.Array]]:
+    """Read the wanted columns of ``store.sqlite`` straight into Arrow with the ADBC SQLite driver.
+
+    Same read-only, trace-free URI as ``open_readonly`` (``mode=ro``, plus ``immutable=1`` when no WAL
+    exists), ``PRAGMA query_only``, and one read transaction for every table (one snapshot).  Each table
+    is read as one batch, so the driver infers each column's type from every value; a table whose
+    columns could come out differently from the Python path (mixed storage classes) is left out and the
+    caller reads it through Python.  Any driver error (not installed, locked, corrupt) leaves the table
+    to the Python path too, which maps errors to the right WorkspaceError.
+    """
+    try:
+        import adbc_driver_sqlite
+        import adbc_driver_sqlite.dbapi as adbc_dbapi
+    except ImportError:
+        return {}
+
+    out: dict[str, dict[str, pa.Array]] = {}
+    try:
+        # autocommit off: the driver opens one transaction, so every table comes from the same snapshot.
+        with adbc_dbapi.connect(_adbc_uri(db), autocommit=False) as conn, conn.cursor() as cur:
+            cur.execute("PRAGMA query_only=ON")
+            for name, cols in wanted.items():
+                dog.check()
+                table = tables[name]
+                kinds = [table.types[table.columns.index(c)] for c in cols]
+                checks = [i for i, k in enumerate(kinds) if k == "any"]
+                select = [_q(c) for c in cols] + [_CLASS_CODE.format(col=_q(cols[i])) for i in checks]
+                order = " ORDER BY rowid" if table.has_rowid else ""
+                cur.execute(f"SELECT count(*) FROM {_q(name)}")
+                count = int(cur.fetchall()[0][0])
+                cur.adbc_statement.set_options(
+                    **{adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value: str(max(count + 1, 1024))}
+                )
+                cur.execute(f"SELECT {', '.join(select)} FROM {_q(name)}{order}")
+                got = cur.fetch_arrow_table()
+                dog.check()
+                if got.num_columns != len(select):
+                    return {}
+                got.validate(full=True)  # e.g. invalid UTF-8 in a text: let the Python path report it
+                arrays: dict[str, pa.Array] = {}
+                for i, (c, kind) in enumerate(zip(cols, kinds, strict=True)):
+                    classes = None
+                    if kind == "any":
+                        code = got.column(len(cols) + checks.index(i))
+                        classes = {int(v) for v in code.unique().to_pylist() if v is not None}
+                    arr = _adbc_column(got.column(i), kind, classes)
+                    if arr is None:
+                        # Read every table through Python then: all of them from one snapshot.
+                        return {}
+                    arrays[c] = arr
+                out[name] = arrays
+    except WorkspaceError:
+        raise  # a timeout or cancel from dog.check()
+    except Exception:  # noqa: BLE001 - any driver problem: the Python path reads (and reports) it
+        return {}
+    return out
 
 
 class _DuckdbSource(_Source):
@@ -586,6 +702,7 @@ class SqlSession:
         *,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
         threads: int = DEFAULT_THREADS,
+        arrays_memory_bytes: int = DEFAULT_ARRAYS_MEMORY_BYTES,
     ) -> None:
         from .workspace import as_workspace
 
@@ -597,8 +714,14 @@ class SqlSession:
         self._source: _Source = _NoSource()
         self._loaded: dict[str, dict[str, pa.Array]] = {}
         self._arrays_registered = False
+        self._arrays_mode = ""  # what `arrays` is now: "table" (columns in memory) or "dataset" (streamed)
+        self._arrays_dataset: Any = None  # pyarrow dataset over the files, live rows only
+        self._arrays_table: pa.Table | None = None  # the columns read into memory so far
+        self._registered: Any = None  # the object registered as `arrays`
+        self._arrays_memory_bytes = _check_int("arrays_memory_bytes", arrays_memory_bytes, minimum=0)
         self._array_files: list[Path] = []
         self._array_schema: pa.Schema | None = None
+        self._array_col_bytes: dict[str, int] = {}
         self._live_count: int | None = None
         self.warnings: list[str] = []
         self._closed = False
@@ -638,6 +761,9 @@ class SqlSession:
                 self._conn.unregister(ARRAYS_TABLE)
         self._loaded = {}
         self._arrays_registered = False
+        self._arrays_mode = ""
+        self._arrays_dataset = None
+        self._arrays_table = None
         self._live_count = None
         self.warnings = []
         sqlite_db = self.root / layout.STORE_SQLITE
@@ -660,13 +786,27 @@ class SqlSession:
         files = sorted(arrays.glob("*.parquet")) if arrays.is_dir() else []
         good: list[Path] = []
         schemas: list[pa.Schema] = []
+        col_bytes: dict[str, int] = {}
         for path in files:
             try:
-                schemas.append(pq.read_schema(path))
+                meta = pq.read_metadata(path)
+                schemas.append(meta.schema.to_arrow_schema())
                 good.append(path)
             except Exception:  # noqa: BLE001 - any unreadable file is skipped and reported
                 self.warnings.append(f"{path.name} is not readable Parquet; its rows are missing from 'arrays'.")
+                continue
+            # In-memory size estimate per top-level column: decoded bytes, at least 8 bytes a row.
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                sizes: dict[str, int] = {}
+                for i in range(group.num_columns):
+                    chunk = group.column(i)
+                    top = chunk.path_in_schema.split(".")[0]
+                    sizes[top] = sizes.get(top, 0) + int(chunk.total_uncompressed_size)
+                for top, size in sizes.items():
+                    col_bytes[top] = col_bytes.get(top, 0) + max(size, 8 * group.num_rows)
         self._array_files = good
+        self._array_col_bytes = col_bytes
         if schemas:
             try:
                 self._array_schema = pa.unify_schemas(schemas, promote_options="permissive")
@@ -714,7 +854,9 @@ class SqlSession:
             if analysis.all_columns or analysis.catalog or table.kind == "view":
                 cols = list(table.columns)
             else:
-                cols = [c for i, c in enumerate(table.columns) if i == 0 or c.lower() in analysis.words]
+                cols = [c for c in table.columns if c.lower() in analysis.words]
+                if not cols and not have:  # e.g. count(*): one column carries the row count
+                    cols = table.columns[:1]
                 if name == "predictions" and needs_arrays and "prediction_id" in table.columns:
                     cols.append("prediction_id")
             missing = [c for c in dict.fromkeys(cols) if c not in have]
@@ -729,9 +871,9 @@ class SqlSession:
                 with contextlib.suppress(Exception):
                     self._conn.unregister(name)
                 self._conn.register(name, pa.table({c: have[c] for c in order}))
-        if needs_arrays and not self._arrays_registered:
+        if needs_arrays:
             dog.check()
-            self._register_arrays()
+            self._register_arrays(analysis, dog)
         return sorted({*used, *([ARRAYS_TABLE] if needs_arrays else [])})
 
     def _live_ids(self) -> pa.Array:
@@ -748,8 +890,8 @@ class SqlSession:
             ids = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=pa.array(sorted(dead), type=pa.string()))))
         return pc.drop_null(ids)
 
-    def _register_arrays(self) -> None:
-        """Register ``arrays``: the Parquet files, minus rows that are not live predictions.
+    def _open_arrays(self) -> None:
+        """Build the live-rows dataset over the array files (once per change of the files).
 
         The rows to hide (pending tombstones, array rows without a prediction) are few, so the
         dataset is filtered with ``NOT prediction_id IN (dead ids)`` (or not at all), which keeps
@@ -760,21 +902,65 @@ class SqlSession:
         import pyarrow.dataset as ds
         import pyarrow.parquet as pq
 
-        live = self._live_ids()
-        if self._array_files and self._array_schema is not None:
-            raw = [pc.cast(pq.read_table(p, columns=["prediction_id"]).column(0), pa.string())
-                   for p in self._array_files]
-            ids = pa.chunked_array([c for r in raw for c in r.chunks], type=pa.string()) if raw else None
-            dead = pc.unique(pc.filter(ids, pc.invert(pc.is_in(ids, value_set=live)))) if ids is not None else None
-            self._live_count = (len(ids) - int(pc.sum(pc.is_in(ids, value_set=dead)).as_py() or 0)
-                                if ids is not None and dead is not None and len(dead) else len(ids or []))
-            dataset = ds.dataset([str(p) for p in self._array_files], schema=self._array_schema, format="parquet")
-            if dead is not None and len(dead):
-                dataset = dataset.filter(~ds.field("prediction_id").isin(dead))
-            self._conn.register(ARRAYS_TABLE, dataset)
-        else:
+        if not (self._array_files and self._array_schema is not None):
             self._live_count = 0
-            self._conn.register(ARRAYS_TABLE, pa.table({f.name: pa.array([], f.type) for f in _empty_array_schema()}))
+            self._arrays_dataset = None
+            self._arrays_table = pa.table({f.name: pa.array([], f.type) for f in _empty_array_schema()})
+            return
+        live = self._live_ids()
+        raw = [pc.cast(pq.read_table(p, columns=["prediction_id"]).column(0), pa.string()) for p in self._array_files]
+        ids = pa.chunked_array([c for r in raw for c in r.chunks], type=pa.string())
+        dead = pc.unique(pc.filter(ids, pc.invert(pc.is_in(ids, value_set=live))))
+        self._live_count = len(ids) - (int(pc.sum(pc.is_in(ids, value_set=dead)).as_py() or 0) if len(dead) else 0)
+        dataset = ds.dataset([str(p) for p in self._array_files], schema=self._array_schema, format="parquet")
+        if len(dead):
+            dataset = dataset.filter(~ds.field("prediction_id").isin(dead))
+        self._arrays_dataset = dataset
+        self._arrays_table = None
+
+    def _array_bytes(self, columns: set[str]) -> int:
+        return sum(self._array_col_bytes.get(c, 0) for c in columns)
+
+    def _register_arrays(self, analysis: _Analysis, dog: _Watchdog) -> None:
+        """Register ``arrays`` (live rows only) with the columns the query may use.
+
+        Within ``arrays_memory_bytes`` those columns are read once into an Arrow table (kept for the
+        next queries), so DuckDB knows the row count and scans memory; beyond it ``arrays`` is the
+        streaming dataset (every column, read as the query goes).
+        """
+        if self._arrays_dataset is None and self._arrays_table is None:
+            self._open_arrays()
+            dog.check()
+        if self._arrays_dataset is None:  # no array file: an empty table with nirs4all's columns
+            mode, obj = "table", self._arrays_table
+        else:
+            schema = self._array_schema
+            assert schema is not None
+            names = list(schema.names)
+            if analysis.all_columns or analysis.catalog:
+                needed = set(names)
+            else:
+                needed = {c for c in names if c.lower() in analysis.words or c == "prediction_id"}
+            have = set(self._arrays_table.column_names) if self._arrays_table is not None else set()
+            if needed <= have:
+                mode, obj = "table", self._arrays_table
+            else:
+                budget = self._arrays_memory_bytes
+                cols = have | needed if self._array_bytes(have | needed) <= budget else needed
+                if self._array_bytes(cols) <= budget:
+                    ordered = [c for c in names if c in cols]
+                    self._arrays_table = self._arrays_dataset.to_table(columns=ordered)
+                    dog.check()
+                    mode, obj = "table", self._arrays_table
+                else:
+                    mode, obj = "dataset", self._arrays_dataset
+        if self._arrays_registered and mode == self._arrays_mode and (mode == "dataset" or obj is self._registered):
+            return
+        with contextlib.suppress(Exception):
+            self._conn.unregister(ARRAYS_TABLE)
+        self._conn.register(ARRAYS_TABLE, obj)
+        self._registered = obj
+        self._arrays_mode = mode
         self._arrays_registered = True
 
     #: Columns of ``predictions`` most queries use; ``warm_up`` loads them ahead of the first query.
