@@ -46,7 +46,10 @@ function conflictTable(report) {
 /** @param {any} report */
 function summary(report) {
   const verb = report.dry_run ? "Will add" : "Added";
-  return h("div", { class: "n4a-section", "data-summary": report.dry_run ? "preview" : "done" },
+  return h("div", {
+    class: "n4a-section", "data-summary": report.dry_run ? "preview" : "done", "data-added": String(report.added),
+    "data-removed": String(report.removed), "data-conflicts": String(report.conflicts),
+  },
     h("strong", {}, `${verb} ${formatCount(report.added)} prediction(s), replace ${formatCount(report.removed)}`),
     ` · ${formatCount(report.conflicts)} conflict(s) · target ${formatCount(report.predictions_before)} → `
     + `${formatCount(report.predictions_after)} predictions · ~${formatBytes(report.bytes)} of arrays`,

@@ -356,3 +356,27 @@ def test_report_is_plain_json(ws3: dict[str, Path]) -> None:
     assert {"key", "source_id", "target_id", "winner"} <= set(c) and c["winner"] in ("source", "target")
     assert c["key"]["dataset_name"] in ("wheat", "tablets")
     assert rep["added"] == rep.added
+
+
+def test_confirm_reuses_the_previewed_plan_once(ws3: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Confirming a preview does not plan again (same request, unchanged tokens); the plan runs once."""
+    calls: list[int] = []
+    real = merge_mod.build_plan
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(merge_mod, "build_plan", counting)
+    ws = Workspace(ws3["b"])
+    preview = ws.merge([ws3["a"], ws3["c"]])
+    done = ws.merge([ws3["a"], ws3["c"]], dry_run=False, plan_id=preview.plan_id)
+    assert len(calls) == 1 and _strip(done.to_dict()) == _strip(preview.to_dict())
+    with pytest.raises(PlanChangedError):  # not remembered any more: planned again, on the changed target
+        ws.merge([ws3["a"], ws3["c"]], dry_run=False, plan_id=preview.plan_id)
+    assert len(calls) == 2
+    # a remembered preview is not reused for another request
+    preview = ws.merge([ws3["a"]], on_conflict="overwrite")
+    with pytest.raises(PlanChangedError):
+        ws.merge([ws3["a"]], on_conflict="keep_best", dry_run=False, plan_id=preview.plan_id)
+    assert len(calls) == 4

@@ -102,3 +102,49 @@ def test_load_batch_keeps_the_last_duplicate_and_save_batch_round_trips(tmp_path
     tb = pq.read_table(b._parquet_path("d s.1")).to_pylist()[-1]
     for col in ("y_true", "y_pred", "y_true_labels", "y_pred_labels", "y_proba", "y_proba_shape", "sample_indices"):
         assert ta[col] == tb[col], col
+
+
+def _same_arrays(ours: dict, theirs: dict) -> int:
+    import numpy as np
+
+    assert set(ours) == set(theirs) and ours
+    for key, t in theirs.items():
+        o = ours[key]
+        assert set(o) == set(t), key
+        for name, tv in t.items():
+            ov = o[name]
+            if isinstance(tv, np.ndarray):
+                assert isinstance(ov, np.ndarray) and ov.dtype == tv.dtype and ov.shape == tv.shape, (key, name)
+                assert np.array_equal(ov, tv, equal_nan=tv.dtype.kind == "f"), (key, name)
+            else:
+                assert ov == tv, (key, name)
+    return len(theirs)
+
+
+def test_load_arrays_equals_nirs4alls_load_batch(demo_ws: Path, tmp_path: Path) -> None:
+    """Our column-wise reader returns what ``ArrayStore.load_batch`` returns: same keys, types, dtypes, shapes
+    and values (regression, classification, typed string labels, 2-D probabilities, duplicated ids)."""
+    import numpy as np
+    from nirs4all.pipeline.storage.array_store import ArrayStore
+
+    from n4a_widgets.core.arrays_readonly import array_store_readonly
+
+    checked = 0
+    for ds in ("corn moisture", "wheat.protein v2", "tablets"):
+        ids = [r["prediction_id"] for r in merge_mod._read_store(demo_ws, full=False, datasets={ds})[0]]
+        checked += _same_arrays(merge_mod._load_arrays(demo_ws, ds, ids),
+                                array_store_readonly(demo_ws).load_batch(ids, dataset_name=ds))
+    assert checked > 50
+
+    store = ArrayStore(tmp_path / "labels")
+    rec = {"prediction_id": "p1", "dataset_name": "d s.1", "task_type": "classification",
+           "y_true": np.array(["x", "y", "x"]), "y_pred": np.array(["x", "x", "y"]),
+           "y_proba": np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), "sample_indices": np.array([3, 1, 2]),
+           "weights": np.array([1.0, 0.5, 2.0]), "sample_metadata": {"a": [1, 2, 3]}}
+    store.save_batch([rec, {**rec, "prediction_id": "p2", "y_true": np.array([1, 2, 1]),
+                            "y_pred": np.array([2, 2, 1]), "X": np.arange(6.0).reshape(3, 2)}])
+    store.save_batch([{**rec, "y_pred": np.array(["y", "y", "y"])}])  # p1 again: the last row wins
+    ids = ["p1", "p2", "missing"]
+    ours = merge_mod._load_arrays(tmp_path / "labels", "d s.1", ids)
+    assert _same_arrays(ours, array_store_readonly(tmp_path / "labels").load_batch(ids, dataset_name="d s.1")) == 2
+    assert list(ours["p1"]["y_pred"]) == ["y", "y", "y"] and ours["p2"]["X"].shape == (3, 2)

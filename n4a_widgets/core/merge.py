@@ -5,16 +5,22 @@ Same semantics as nirs4all's ``Predictions.merge_stores`` — its conflict key
 and the model specification: expanded config, generator choices, best params,
 model step, branch path, source index), its strategies and its tie rules —
 but planned in memory first, so a dry run reports exactly what will happen,
-and written in batches: per source and dataset, one SQLite transaction and one
-``ArrayStore.save_batch`` (nirs4all rewrites the whole array file per row).
+and written in batches: per dataset, one SQLite transaction and one
+``ArrayStore.save_batch`` for all sources (nirs4all rewrites the whole array
+file per row).  A source row that a later source replaces is counted as
+nirs4all counts it (added, then removed) but never written.  Confirming a
+preview in the same process reuses the previewed plan when the target's and
+every source's state token are unchanged (else it plans again and compares
+plan ids).  Arrays are read column-wise (``_load_arrays``, checked against
+nirs4all's ``load_batch``) and written with nirs4all's ``save_batch``.
 
 How a batch is written, and why (crash windows)::
 
     BEGIN
-      begin_run / begin_pipeline / save_chain / save_prediction ...   (SQLite, uncommitted)
+      per source: begin_run / begin_pipeline / save_chain / save_prediction ...  (SQLite, uncommitted)
       re-check the target's ids for this dataset (plan still valid?)
-      array_store.save_batch(new rows)                                  (arrays published)
-      _delete_predictions_matching(replaced ids)                        (SQLite + tombstones)
+      array_store.save_batch(new rows of every source)                   (arrays published)
+      _delete_predictions_matching(replaced target ids)                  (SQLite + tombstones)
     COMMIT
 
 A kill before ``save_batch`` leaves the target as it was.  A kill between
@@ -40,6 +46,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import operator
 import sqlite3
 import threading
 import time
@@ -90,6 +97,7 @@ _EXTRA_COLUMNS = (
     "physical_sample_id", "origin_sample_id", "derived_unit_id", "unit_level", "unit_id", "row_id",
     "sample_influence_weight",
 )
+_key_values = operator.itemgetter(*KEY_COLUMNS)
 #: Conflicts listed in detail per source (counts are always exact).
 CONFLICT_SAMPLE = 200
 _ID_NAMESPACE = uuid.UUID("6f1d0b3e-3c51-4e6a-9a57-5a0f3d2c8e11")
@@ -205,6 +213,8 @@ class _Plan:
     batches: list[_Batch]
     sources: list[_SourceInfo]
     target_ids: dict[str, set[str]]
+    params: dict[str, Any] = field(default_factory=dict)
+    target_token: str = ""
 
 
 def _json(value: Any) -> Any:
@@ -235,7 +245,7 @@ class _KeyMaker:
         return spec
 
     def key(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return (*(row.get(k) for k in KEY_COLUMNS), self.spec(row))
+        return (*_key_values(row), self.spec(row))
 
 
 def conflict_key_dict(key: tuple[Any, ...]) -> dict[str, Any]:
@@ -383,7 +393,12 @@ def _resolve_sources(target: Path, sources: Sequence[Any]) -> list[Path]:
 
 
 def _new_id(seed: str, source_index: int, source_pid: str) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{seed}:{source_index}:{source_pid}"))
+    """``str(uuid.uuid5(_ID_NAMESPACE, f"{seed}:{source_index}:{source_pid}"))``, without the UUID object."""
+    b = bytearray(hashlib.sha1(_ID_NAMESPACE.bytes + f"{seed}:{source_index}:{source_pid}".encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _finite(x: Any) -> float | None:
@@ -413,19 +428,7 @@ def build_plan(
         if cancel is not None and cancel.is_set():
             raise OperationCancelledError("Merge preview cancelled; nothing was changed.")
 
-    if on_conflict not in STRATEGIES:
-        raise InvalidArgumentError(
-            f"Unknown conflict strategy {on_conflict!r}.", f"Use one of: {', '.join(STRATEGIES)}.",
-        )
-    if isinstance(datasets, str):
-        datasets = [datasets]
-    ds_filter = None if datasets is None else tuple(dict.fromkeys(str(d) for d in datasets))
-    if ds_filter is not None and not ds_filter:
-        raise InvalidArgumentError("The dataset filter is empty.", "Pass None to merge every dataset.")
-    source_paths = _resolve_sources(target, sources)
-    target_mode = _check_target(target)
-    for path in source_paths:
-        _check_source(path)
+    ds_filter, source_paths, params = _request(target, sources, on_conflict, datasets)
 
     # Sources: rows, specs, array ids.
     infos: list[_SourceInfo] = []
@@ -551,11 +554,6 @@ def build_plan(
 
     added = sum(s.added for s in source_reports)
     removed_total = len(removed_all)
-    params = {
-        "on_conflict": on_conflict, "datasets": list(ds_filter) if ds_filter else None,
-        "sources": [str(p.resolve()) for p in source_paths], "target": str(target.resolve()),
-        "target_mode": target_mode,
-    }
     ids = [f"-{p}" for p in removed_all] + [f"+{nid}" for b in batches for _, nid in b.adds]
     plan_id = make_plan_id("merge", params, ids, seed)
     datasets_merged = tuple(sorted(set().union(*(set(s.datasets) for s in source_reports))))
@@ -573,7 +571,71 @@ def build_plan(
         predictions_after=predictions_before + added - removed_total, message=msg,
     )
     report(1.0, "Plan ready")
-    return _Plan(plan_id, rep, batches, infos, target_ids)
+    return _Plan(plan_id, rep, batches, infos, target_ids, params, target_token)
+
+
+def _request(
+    target: Path, sources: Sequence[Any], on_conflict: str, datasets: Sequence[str] | None,
+) -> tuple[tuple[str, ...] | None, list[Path], dict[str, Any]]:
+    """Validate a merge request: (dataset filter, source paths, the parameters the plan_id covers)."""
+    if on_conflict not in STRATEGIES:
+        raise InvalidArgumentError(
+            f"Unknown conflict strategy {on_conflict!r}.", f"Use one of: {', '.join(STRATEGIES)}.",
+        )
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    ds_filter = None if datasets is None else tuple(dict.fromkeys(str(d) for d in datasets))
+    if ds_filter is not None and not ds_filter:
+        raise InvalidArgumentError("The dataset filter is empty.", "Pass None to merge every dataset.")
+    source_paths = _resolve_sources(target, sources)
+    target_mode = _check_target(target)
+    for path in source_paths:
+        _check_source(path)
+    params = {
+        "on_conflict": on_conflict, "datasets": list(ds_filter) if ds_filter else None,
+        "sources": [str(p.resolve()) for p in source_paths], "target": str(target.resolve()),
+        "target_mode": target_mode,
+    }
+    return ds_filter, source_paths, params
+
+
+# The last previewed plan, so that confirming it does not plan everything again.  It is reused only for
+# the same request while the target's and every source's state token are unchanged (the token covers
+# every prediction id and score and every array file), which is exactly when a fresh plan would be equal.
+_PLAN_CACHE_LOCK = threading.Lock()
+_PLAN_CACHE: dict[str, _Plan] = {}
+
+
+def _remember(plan: _Plan) -> None:
+    with _PLAN_CACHE_LOCK:
+        _PLAN_CACHE.clear()
+        _PLAN_CACHE[plan.plan_id] = plan
+
+
+def _forget() -> None:
+    """Drop the remembered preview (tests; frees its memory)."""
+    with _PLAN_CACHE_LOCK:
+        _PLAN_CACHE.clear()
+
+
+def _reuse_plan(
+    target: Path, sources: Sequence[Any], on_conflict: str, datasets: Sequence[str] | None, plan_id: str | None,
+) -> _Plan | None:
+    """The remembered preview ``plan_id`` when nothing it depends on changed, else None (plan again)."""
+    from .plans import workspace_state_token
+
+    if plan_id is None:
+        return None
+    with _PLAN_CACHE_LOCK:
+        plan = _PLAN_CACHE.pop(plan_id, None)  # a plan runs once
+    if plan is None:
+        return None
+    _, _, params = _request(target, sources, on_conflict, datasets)
+    if params != plan.params or workspace_state_token(target) != plan.target_token:
+        return None
+    if any(workspace_state_token(info.path) != info.token for info in plan.sources):
+        return None
+    return plan
 
 
 def _dataset_names(root: Path) -> set[str]:
@@ -629,99 +691,239 @@ def _live_ids(store: Any, dataset: str) -> set[str]:
     return {r[0] for r in conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", [dataset])}
 
 
-def _records(info: _SourceInfo, batch: _Batch) -> list[dict[str, Any]]:
-    """Array records for ``save_batch``, decoded by nirs4all's own (read-only) ArrayStore."""
-    from .arrays_readonly import array_store_readonly
+def _load_arrays(root: Path, dataset: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``ArrayStore.load_batch(ids, dataset_name=dataset)`` of ``root``, column-wise.
 
-    ids = [row["prediction_id"] for row, _ in batch.adds]
-    loaded = array_store_readonly(info.path).load_batch(ids, dataset_name=batch.dataset)
+    Same result (same dtypes, shapes and label decoding; the last row of a duplicated id wins),
+    but each list column is converted to NumPy once and sliced per row, instead of building
+    Python lists row by row.  Typed classification labels go through nirs4all's own codec.
+    ``tests/test_merge_nirs4all_api.py`` checks it against ``load_batch`` value for value.
+    """
+    import contextlib
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from nirs4all.data._predictions.target_codec import decode_target_array
+
+    from .arrays_readonly import parquet_path_for
+
+    path = parquet_path_for(root, dataset)
+    if not ids or not path.exists():
+        return {}
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any decode failure means the file is unusable
+        raise CorruptStoreError(f"Array file {path} cannot be read ({exc}).") from exc
+    table = table.filter(pc.is_in(table.column("prediction_id"), value_set=pa.array(ids, pa.string())))
+    n = table.num_rows
+    names = set(table.column_names)
+
+    def lists(name: str, dtype: Any) -> list[Any]:
+        """Per row: a NumPy view of the list (None for null)."""
+        if name not in names:
+            return [None] * n
+        arr = table.column(name).combine_chunks()
+        values = arr.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+        offsets = arr.offsets.to_numpy()
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        return [values[offsets[i]:offsets[i + 1]] if valid[i] else None for i in range(n)]
+
+    def plain(name: str) -> list[Any]:
+        return table.column(name).to_pylist() if name in names else [None] * n
+
+    pids = plain("prediction_id")
+    task = plain("task_type")
+    cols = {f: lists(f, np.float64) for f in ("y_true", "y_pred", "y_proba", "X", "spectra", "weights")}
+    cols["sample_indices"] = lists("sample_indices", np.int32)
+    other = {f: plain(f) for f in (
+        "y_true_shape", "y_pred_shape", "y_proba_shape", "X_shape", "spectra_shape", "y_true_labels", "y_pred_labels",
+        "sample_metadata", "result_metadata",
+    )}
+
+    def meta(raw: Any) -> Any:
+        if raw is not None and isinstance(raw, str):
+            try:
+                return json.loads(raw)
+            except (json.JSONDecodeError, TypeError):
+                return {}
+        return {}
+
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(n):
+        arrays: dict[str, Any] = {}
+        for target in ("y_true", "y_pred"):
+            if other[f"{target}_labels"][i] is None:
+                values, shape = cols[target][i], other[f"{target}_shape"][i]
+                arrays[target] = None if values is None else values.reshape(shape) if shape is not None else values
+            else:
+                arrays[target] = decode_target_array({
+                    f"{target}_labels": other[f"{target}_labels"][i], target: cols[target][i], "task_type": task[i],
+                    f"{target}_shape": other[f"{target}_shape"][i],
+                }, target)
+        for name, shape_name in (("y_proba", "y_proba_shape"), ("X", "X_shape"), ("spectra", "spectra_shape")):
+            value, shape = cols[name][i], other[shape_name][i]
+            if value is not None and shape is not None and len(shape) > 1:
+                with contextlib.suppress(ValueError):
+                    value = value.reshape(shape)
+            arrays[name] = value
+        arrays["weights"] = cols["weights"][i]
+        arrays["sample_indices"] = cols["sample_indices"][i]
+        arrays["sample_metadata"] = meta(other["sample_metadata"][i])
+        arrays["result_metadata"] = meta(other["result_metadata"][i])
+        out[pids[i]] = arrays
+    return out
+
+
+def _records(info: _SourceInfo, dataset: str, adds: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+    """Array records for ``save_batch``, decoded by nirs4all's own (read-only) ArrayStore."""
+    ids = [row["prediction_id"] for row, _ in adds]
+    loaded = _load_arrays(info.path, dataset, ids)
     missing = [i for i in ids if i not in loaded]
     if missing:
         raise PlanChangedError(
-            f"Source {info.path} changed since the preview: {len(missing)} prediction(s) of {batch.dataset!r} "
+            f"Source {info.path} changed since the preview: {len(missing)} prediction(s) of {dataset!r} "
             f"lost their arrays (e.g. {missing[0]}).",
         )
     out = []
-    for row, new_id in batch.adds:
+    for row, new_id in adds:
         arrays = loaded[row["prediction_id"]]
         out.append({
-            "prediction_id": new_id, "dataset_name": batch.dataset, "model_name": row.get("model_name", ""),
+            "prediction_id": new_id, "dataset_name": dataset, "model_name": row.get("model_name", ""),
             "fold_id": row.get("fold_id", ""), "partition": row.get("partition", ""), "metric": row.get("metric", ""),
             "val_score": row.get("val_score"), "task_type": row.get("task_type", ""),
-            **{k: arrays.get(k) for k in (
-                "y_true", "y_pred", "y_proba", "X", "spectra", "sample_indices", "weights", "sample_metadata",
-                "result_metadata",
-            )},
+            **{k: arrays.get(k) for k in _ARRAY_FIELDS},
         })
     return out
 
 
-def _write_batch(
-    store: Any, info: _SourceInfo, batch: _Batch, expected: set[str], on_conflict: str,
-    records: list[dict[str, Any]], step: Callable[[str], None],
+_ARRAY_FIELDS = (
+    "y_true", "y_pred", "y_proba", "X", "spectra", "sample_indices", "weights", "sample_metadata", "result_metadata",
+)
+
+
+@dataclass
+class _DatasetWrite:
+    """Every source's batch for one dataset, written in one transaction and one ``save_batch``.
+
+    A source row that a later source replaces (its new id is in a later batch's removes) is the
+    same net result whether it is written then deleted, as ``merge_stores`` does, or never
+    written: it is not written (no array rewrite, tombstone or compaction for it).  The report
+    still counts it as added by its source and removed by the later one, as nirs4all would.
+    """
+
+    dataset: str
+    parts: list[tuple[_SourceInfo, list[tuple[dict[str, Any], str]], int]]  # (source, surviving adds, replaced)
+    removes: list[str]  # target predictions (present before the merge) to delete
+    work: int  # adds + removes of the plan's batches (progress units)
+
+
+def _dataset_writes(plan: _Plan) -> list[_DatasetWrite]:
+    groups: dict[str, list[_Batch]] = {}
+    for batch in plan.batches:
+        groups.setdefault(batch.dataset, []).append(batch)
+    out = []
+    for ds in sorted(groups):
+        batches = groups[ds]
+        before = plan.target_ids.get(ds, set())
+        superseded = {pid for b in batches for pid in b.removes if pid not in before}
+        parts = []
+        for b in batches:
+            adds = [(row, nid) for row, nid in b.adds if nid not in superseded]
+            if adds:
+                parts.append((plan.sources[b.source_index], adds, len(b.removes)))
+        removes = [pid for b in batches for pid in b.removes if pid in before]
+        out.append(_DatasetWrite(ds, parts, removes, sum(len(b.adds) + len(b.removes) for b in batches)))
+    return out
+
+
+def _write_dataset(
+    store: Any, write: _DatasetWrite, expected: set[str], on_conflict: str, records: list[dict[str, Any]],
+    step: Callable[[str], None],
 ) -> None:
-    ds = batch.dataset
-    name = info.path.name
+    ds = write.dataset
     with store.transaction():
-        run_id = store.begin_run(
-            f"merge_{name}",
-            config={"source": str(info.path), "merged_by": "n4a_widgets", "on_conflict": on_conflict},
-            datasets=[{"name": ds}],
-        )
-        # We now hold SQLite's write lock: nothing can change the target under us.
-        if _live_ids(store, ds) != expected:
+        for index, (info, adds, replaced) in enumerate(write.parts):
+            name = info.path.name
+            run_id = store.begin_run(
+                f"merge_{name}",
+                config={"source": str(info.path), "merged_by": "n4a_widgets", "on_conflict": on_conflict},
+                datasets=[{"name": ds}],
+            )
+            # After the first write we hold SQLite's write lock: nothing can change the target under us.
+            if index == 0 and _live_ids(store, ds) != expected:
+                raise PlanChangedError(
+                    f"The target's dataset {ds!r} changed since the merge preview (another writer?); this batch "
+                    "was rolled back.",
+                )
+            step(f"Writing predictions from {name}")
+            _save_predictions(store, run_id, info, ds, adds)
+            store.complete_run(run_id, summary={"merged_predictions": len(adds), "replaced": replaced})
+        if not write.parts and _live_ids(store, ds) != expected:
             raise PlanChangedError(
                 f"The target's dataset {ds!r} changed since the merge preview (another writer?); this batch was "
                 "rolled back.",
             )
-        contexts: dict[tuple[str, str], tuple[str, str]] = {}
-        pipelines: list[tuple[str, dict[str, Any]]] = []
-        for row, new_id in batch.adds:
-            ctx_key = (row["pipeline_id"], row["chain_id"])
-            ctx = contexts.get(ctx_key)
-            if ctx is None:
-                src_pipe = info.pipelines.get(row["pipeline_id"]) or {}
-                src_chain = info.chains.get(row["chain_id"]) or {}
-                pipeline_id = store.begin_pipeline(
-                    run_id=run_id, name=src_pipe.get("name") or f"merge_{name}",
-                    expanded_config=_json(src_pipe.get("expanded_config")) or [],
-                    generator_choices=_json(src_pipe.get("generator_choices")) or [],
-                    dataset_name=ds, dataset_hash="merged",
-                )
-                chain_id = store.save_chain(
-                    pipeline_id=pipeline_id, steps=[], model_step_idx=src_chain.get("model_step_idx") or 0,
-                    model_class=row.get("model_class") or "merged", preprocessings=row.get("preprocessings") or "",
-                    fold_strategy="merged", fold_artifacts={}, shared_artifacts={},
-                    branch_path=_json(src_chain.get("branch_path")), source_index=src_chain.get("source_index"),
-                )
-                ctx = contexts[ctx_key] = (pipeline_id, chain_id)
-                pipelines.append((pipeline_id, src_pipe))
-            scores = _json_or_empty(row.get("scores"))
-            best_params = _json_or_empty(row.get("best_params"))
-            extra = {k: row[k] for k in _EXTRA_COLUMNS if k in row}
-            store.save_prediction(
-                pipeline_id=ctx[0], chain_id=ctx[1], dataset_name=ds, model_name=row.get("model_name", ""),
-                model_class=row.get("model_class", ""), fold_id=row.get("fold_id", ""),
-                partition=row.get("partition", ""), val_score=row.get("val_score"), test_score=row.get("test_score"),
-                train_score=row.get("train_score"), metric=row.get("metric", "rmse"),
-                task_type=row.get("task_type", "regression"), n_samples=row.get("n_samples") or 0,
-                n_features=row.get("n_features") or 0, scores=scores or {}, best_params=best_params or {},
-                preprocessings=row.get("preprocessings", ""), branch_id=row.get("branch_id"),
-                branch_name=row.get("branch_name"), exclusion_count=row.get("exclusion_count") or 0,
-                exclusion_rate=row.get("exclusion_rate") or 0.0, refit_context=row.get("refit_context"),
-                prediction_id=new_id, **extra,
-            )
-        for pipeline_id, src_pipe in pipelines:
-            store.complete_pipeline(
-                pipeline_id, src_pipe.get("best_val"), src_pipe.get("best_test"), src_pipe.get("metric") or "", 0,
-            )
-        store.complete_run(run_id, summary={"merged_predictions": len(batch.adds), "replaced": len(batch.removes)})
         step("Writing arrays")
         store.array_store.save_batch(records)
-        if batch.removes:
+        if write.removes:
             # private: one SQLite statement + one tombstone write (guarded by tests)
-            store._delete_predictions_matching(prediction_ids=list(batch.removes))
+            store._delete_predictions_matching(prediction_ids=list(write.removes))
         step("Committing")
+
+
+def _save_predictions(
+    store: Any, run_id: str, info: _SourceInfo, ds: str, adds: list[tuple[dict[str, Any], str]],
+) -> None:
+    """One pipeline + chain per source chain, then ``save_prediction`` per row (nirs4all's write API)."""
+    name = info.path.name
+    contexts: dict[tuple[str, str], tuple[str, str]] = {}
+    pipelines: list[tuple[str, dict[str, Any]]] = []
+    json_cache: dict[str, Any] = {}
+    extra_cols = [k for k in _EXTRA_COLUMNS if adds and k in adds[0][0]]
+    save = store.save_prediction
+    for row, new_id in adds:
+        ctx_key = (row["pipeline_id"], row["chain_id"])
+        ctx = contexts.get(ctx_key)
+        if ctx is None:
+            src_pipe = info.pipelines.get(row["pipeline_id"]) or {}
+            src_chain = info.chains.get(row["chain_id"]) or {}
+            pipeline_id = store.begin_pipeline(
+                run_id=run_id, name=src_pipe.get("name") or f"merge_{name}",
+                expanded_config=_json(src_pipe.get("expanded_config")) or [],
+                generator_choices=_json(src_pipe.get("generator_choices")) or [],
+                dataset_name=ds, dataset_hash="merged",
+            )
+            chain_id = store.save_chain(
+                pipeline_id=pipeline_id, steps=[], model_step_idx=src_chain.get("model_step_idx") or 0,
+                model_class=row.get("model_class") or "merged", preprocessings=row.get("preprocessings") or "",
+                fold_strategy="merged", fold_artifacts={}, shared_artifacts={},
+                branch_path=_json(src_chain.get("branch_path")), source_index=src_chain.get("source_index"),
+            )
+            ctx = contexts[ctx_key] = (pipeline_id, chain_id)
+            pipelines.append((pipeline_id, src_pipe))
+        best_params = row.get("best_params")
+        if isinstance(best_params, str):  # few distinct values: decode each once
+            if best_params not in json_cache:
+                json_cache[best_params] = _json_or_empty(best_params)
+            best_params = json_cache[best_params]
+        save(
+            pipeline_id=ctx[0], chain_id=ctx[1], dataset_name=ds, model_name=row.get("model_name", ""),
+            model_class=row.get("model_class", ""), fold_id=row.get("fold_id", ""),
+            partition=row.get("partition", ""), val_score=row.get("val_score"), test_score=row.get("test_score"),
+            train_score=row.get("train_score"), metric=row.get("metric", "rmse"),
+            task_type=row.get("task_type", "regression"), n_samples=row.get("n_samples") or 0,
+            n_features=row.get("n_features") or 0, scores=_json_or_empty(row.get("scores")) or {},
+            best_params=best_params or {}, preprocessings=row.get("preprocessings", ""),
+            branch_id=row.get("branch_id"), branch_name=row.get("branch_name"),
+            exclusion_count=row.get("exclusion_count") or 0, exclusion_rate=row.get("exclusion_rate") or 0.0,
+            refit_context=row.get("refit_context"), prediction_id=new_id, **{k: row[k] for k in extra_cols},
+        )
+    for pipeline_id, src_pipe in pipelines:
+        store.complete_pipeline(
+            pipeline_id, src_pipe.get("best_val"), src_pipe.get("best_test"), src_pipe.get("metric") or "", 0,
+        )
 
 
 def _json_or_empty(value: Any) -> Any:
@@ -771,6 +973,7 @@ def merge(
 
     if dry_run:
         plan = build_plan(target, sources, on_conflict, datasets, progress=progress, cancel=cancel)
+        _remember(plan)
         return dataclasses.replace(plan.report, elapsed_s=round(time.monotonic() - started, 3))
 
     if not target.exists():
@@ -778,7 +981,11 @@ def merge(
     with exclusive_job(target, "merge", force=force):
         if arrays_lock_held(target):
             raise WorkspaceBusyError(f"A nirs4all run is writing arrays into {target}.")
-        plan = build_plan(target, sources, on_conflict, datasets, progress=progress, cancel=cancel, span=(0.0, 0.15))
+        report(0.0, "Checking the plan")
+        reused = _reuse_plan(target, sources, on_conflict, datasets, plan_id)
+        plan = reused or build_plan(
+            target, sources, on_conflict, datasets, progress=progress, cancel=cancel, span=(0.0, 0.15),
+        )
         from .plans import check_plan
 
         check_plan(plan_id, plan.plan_id, "merge")
@@ -795,7 +1002,8 @@ def _execute(
 ) -> None:
     from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
 
-    total = sum(len(b.adds) + len(b.removes) for b in plan.batches) or 1
+    writes = _dataset_writes(plan)
+    total = sum(w.work for w in writes) or 1
     done = 0
     expected = {ds: set(ids) for ds, ids in plan.target_ids.items()}
     try:
@@ -807,39 +1015,39 @@ def _execute(
         store.AUTO_COMPACT_TOMBSTONE_THRESHOLD = 1 << 62
         analyzed_at = -1
         touched: set[str] = set()
-        for index, batch in enumerate(plan.batches):
+        for index, write in enumerate(writes):
             if cancel is not None and cancel.is_set():
                 raise OperationCancelledError(
-                    f"Merge cancelled after {index} of {len(plan.batches)} batch(es); the finished batches hold "
-                    "complete predictions.",
+                    f"Merge cancelled after {index} of {len(writes)} batch(es) (one per dataset); the finished "
+                    "batches hold complete predictions.",
                     "Preview again to merge the rest.",
                 )
-            info = plan.sources[batch.source_index]
-            label = f"{info.path.name} / {batch.dataset}"
+            label = f"{', '.join(info.path.name for info, _, _ in write.parts) or 'replacements'} / {write.dataset}"
             frac = 0.15 + 0.8 * done / total
             report(frac, f"Reading arrays: {label}")
-            records = _records(info, batch)
-            ds_expected = expected.setdefault(batch.dataset, set())
+            records = [rec for info, adds, _ in write.parts for rec in _records(info, write.dataset, adds)]
+            ds_expected = expected.setdefault(write.dataset, set())
 
             def step(what: str, frac: float = frac, label: str = label) -> None:
                 report(frac, f"{what}: {label}")
 
-            if batch.removes and done > 2 * analyzed_at:
+            if write.removes and done > 2 * analyzed_at:
                 # The delete re-runs update_chain_summary for each touched chain; SQLite plans its query
                 # badly without fresh statistics (field notes: 29 ms a chain at 100k).  Private call, guarded.
                 store._execute_with_retry("PRAGMA analysis_limit=1000")
                 store._execute_with_retry("ANALYZE")
                 analyzed_at = max(done, 1)
             try:
-                _write_batch(store, info, batch, ds_expected, on_conflict, records, step)
+                _write_dataset(store, write, ds_expected, on_conflict, records, step)
             except sqlite3.OperationalError as exc:
                 raise _busy(target, exc) from exc
-            ds_expected |= {nid for _, nid in batch.adds}
-            ds_expected -= set(batch.removes)
-            if batch.removes:
-                touched.add(batch.dataset)
+            del records
+            ds_expected |= {nid for _, adds, _ in write.parts for _, nid in adds}
+            ds_expected -= set(write.removes)
+            if write.removes:
+                touched.add(write.dataset)
                 store.gc_artifacts()
-            done += len(batch.adds) + len(batch.removes)
+            done += write.work
             report(0.15 + 0.8 * done / total, f"Merged {label}")
         for ds in sorted(touched):
             report(0.96, f"Compacting {ds}")
