@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../merge_stores.js";
-import { FakeModel } from "./fake_model.js";
+import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const strategies = {
   keep_best: "Keep the better validation score.",
@@ -20,16 +20,12 @@ const preview = {
 };
 
 function setup(traits = {}) {
-  const model = new FakeModel({
+  return mount(widget, {
     workspace_path: "/data/target", state: "idle", progress: 0, message: "", elapsed: 0, error: {}, report: {},
     sources: ["/data/team_a"], siblings: [{ path: "/data/team_b", name: "team_b", predictions: 40 }],
     strategy: "keep_best", strategies, datasets: [], available_datasets: ["corn", "wheat"], plan_id: "",
     preview_report: {}, ...traits,
   });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  return { model, el, cleanup };
 }
 
 describe("MergeStores", () => {
@@ -89,17 +85,6 @@ describe("MergeStores", () => {
     expect(el.querySelector("[data-summary=done]").textContent).toContain("Added 12");
   });
 
-  it("shows errors", () => {
-    const { el, model } = setup();
-    model.set("error", { type: "UnsupportedFormatError", message: "legacy source", hint: "Open it with MigrationWizard" });
-    expect(el.querySelector(".n4a-error").textContent).toContain("MigrationWizard");
-  });
 
-  it("cleanup removes its DOM and every listener", () => {
-    const { el, model, cleanup } = setup();
-    expect(model.listenerCount()).toBeGreaterThan(0);
-    cleanup();
-    expect(model.listenerCount()).toBe(0);
-    expect(el.children.length).toBe(0);
-  });
+  itShowsErrorsAndCleansUp(setup);
 });

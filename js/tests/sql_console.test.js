@@ -1,7 +1,7 @@
 import { tableFromArrays, tableToIPC } from "apache-arrow";
 import { describe, expect, it } from "vitest";
 import widget, { decodePage, formatCell } from "../sql_console.js";
-import { FakeModel } from "./fake_model.js";
+import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const schema = [
   { name: "predictions", kind: "table", row_count: 3, columns: [{ name: "prediction_id", type: "VARCHAR" }, { name: "val_score", type: "DOUBLE" }] },
@@ -15,15 +15,11 @@ function ipcPage() {
 }
 
 function setup(traits = {}) {
-  const model = new FakeModel({
+  return mount(widget, {
     workspace_path: "/data/ws", state: "idle", progress: 0, message: "", elapsed: 0, error: {}, report: {},
     sql: "", schema, examples: [{ title: "Runs", sql: "SELECT * FROM runs" }], history: [], warnings: [],
     last_export: {}, export_path: "", ...traits,
   });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = widget.render({ model, el });
-  return { model, el, cleanup };
 }
 
 describe("SqlConsole", () => {
@@ -115,11 +111,5 @@ describe("SqlConsole", () => {
     expect(page.rows[1][1].text).toBe("0.5");
   });
 
-  it("cleanup removes its DOM and every listener", () => {
-    const { el, model, cleanup } = setup();
-    expect(model.listenerCount()).toBeGreaterThan(0);
-    cleanup();
-    expect(model.listenerCount()).toBe(0);
-    expect(el.children.length).toBe(0);
-  });
+  itShowsErrorsAndCleansUp(setup);
 });
