@@ -10,40 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .core.errors import (
-    CorruptStoreError,
-    InvalidArgumentError,
-    MigrationError,
-    NotAWorkspaceError,
-    OperationCancelledError,
-    PlanChangedError,
-    QueryRejectedError,
-    QueryTimeoutError,
-    UnsupportedFormatError,
-    WorkspaceBusyError,
-    WorkspaceError,
-)
-from .core.workspace import Workspace
+from .core import *  # noqa: F403 - Workspace and every error class
+from .core import __all__ as _CORE_NAMES
+from .widgets import _WIDGETS as _WIDGET_MODULES
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("StorageHealth", "MaintenancePanel", "MigrationWizard", "ExportPicker", "SqlConsole", "MergeStores")
+_WIDGETS = tuple(_WIDGET_MODULES)  # names only: the widget classes load on first use
 
-__all__ = [
-    "CorruptStoreError",
-    "InvalidArgumentError",
-    "MigrationError",
-    "NotAWorkspaceError",
-    "OperationCancelledError",
-    "PlanChangedError",
-    "QueryRejectedError",
-    "QueryTimeoutError",
-    "UnsupportedFormatError",
-    "Workspace",
-    "WorkspaceBusyError",
-    "WorkspaceError",
-    *_WIDGETS,
-]
+__all__ = [*_CORE_NAMES, *_WIDGETS]
 
 
 def __getattr__(name: str) -> Any:
