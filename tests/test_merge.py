@@ -110,7 +110,6 @@ def _array_rows(root: Path, dataset: str) -> dict[str, dict]:
 def _strip(d: dict) -> dict:
     d = dict(d)
     d.pop("dry_run")
-    d.pop("elapsed_s")
     return d
 
 

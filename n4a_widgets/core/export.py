@@ -43,7 +43,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,8 @@ Progress = Callable[[float, str], None]
 
 FORMATS = ("auto", "parquet", "zip", "folder")
 
+#: Read-ahead buffer per column of the source (pre_buffer off): small, a file has ~20 columns.
+READ_BUFFER_BYTES = 64 << 10
 #: Decoded bytes per batch read from the source (pyarrow's buffers scale with it).
 READ_BATCH_BYTES = 2 << 20
 #: Decoded bytes per row group written (filtered batches are gathered up to this).
@@ -283,7 +285,10 @@ class _DatasetPlan:
     other_dataset: int = 0
     source_bytes: int = 0
     decoded_bytes: int = 0
-    ids: list[str] | None = None
+    ids: pa.Array | None = None
+    """The source's ``prediction_id`` column (Arrow), read while planning."""
+    parquet: Any = None
+    """The source's ``pq.ParquetFile`` (opened once, footer parsed once)."""
 
     @property
     def needs_filtering(self) -> bool:
@@ -291,64 +296,90 @@ class _DatasetPlan:
 
 
 def _sqlite_ids(conn: sqlite3.Connection, name: str, partition: str | None, model_name: str | None,
-                fold_id: str | None) -> tuple[set[str], set[str]]:
-    """(every live id of ``name``, the live ids matching the filters)."""
-    live = {r[0] for r in conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (name,))}
+                fold_id: str | None) -> tuple[list[str], list[str] | None]:
+    """(every live id of ``name``, the live ids matching the filters or None when there are no filters)."""
+    live = [r[0] for r in conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (name,))]
     clauses, params = ["dataset_name = ?"], [name]
     for column, value in (("partition", partition), ("model_name", model_name), ("fold_id", fold_id)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
     if len(clauses) == 1:
-        return live, live
+        return live, None
     sql = f"SELECT prediction_id FROM predictions WHERE {' AND '.join(clauses)}"
-    return live, {r[0] for r in conn.execute(sql, params)}
+    return live, [r[0] for r in conn.execute(sql, params)]
 
 
 def _open_parquet(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
     except Exception as exc:  # noqa: BLE001 - any failure means the file is unreadable
         raise CorruptStoreError(f"Array file {path} cannot be read ({exc}).") from exc
 
 
-def _plan_dataset(plan: _DatasetPlan, live: set[str], selected: set[str], tombstones: set[str]) -> None:
-    """Fill ``plan.keep``: which rows of the source file are exported (reads two columns)."""
+def _is_in(ids: pa.Array, values: Sequence[str] | set[str]) -> np.ndarray:
+    """``ids[i] in values`` as a numpy bool array (nulls are never in)."""
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not values:
+        return np.zeros(len(ids), dtype=bool)
+    value_set = pa.array(list(values), type=pa.string()).cast(ids.type)
+    return np.asarray(pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _last_copies(ids: pa.Array) -> np.ndarray:
+    """True for the last row of each id (nirs4all's "keep last" rule); nulls count as one id."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(ids)
+    encoded = pc.dictionary_encode(ids)
+    if len(encoded.dictionary) == n and ids.null_count == 0:
+        return np.ones(n, dtype=bool)  # no duplicates: the common case, no sort
+    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+    _, first_from_end = np.unique(codes[::-1], return_index=True)
+    last = np.zeros(n, dtype=bool)
+    last[n - 1 - first_from_end] = True
+    return last
+
+
+def _plan_dataset(plan: _DatasetPlan, live: Sequence[str], selected: Sequence[str] | None,
+                  tombstones: set[str]) -> None:
+    """Fill ``plan.keep``: which rows of the source file are exported (reads two columns, vectorized)."""
+    import pyarrow.compute as pc
 
     if plan.source is None:
         return
     pf = _open_parquet(plan.source)
     try:
-        table = pf.read(columns=["prediction_id", "dataset_name"])
+        table = pf.read(columns=["prediction_id", "dataset_name"], use_threads=False)
     except Exception as exc:  # noqa: BLE001
         raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
     md = pf.metadata
+    plan.parquet = pf
     plan.source_bytes = plan.source.stat().st_size
     plan.decoded_bytes = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-    ids = table.column("prediction_id").to_pylist()
-    names = table.column("dataset_name").to_pylist()
+    ids = table.column("prediction_id").combine_chunks()
+    names = table.column("dataset_name").combine_chunks()
     n = len(ids)
-    keep = np.zeros(n, dtype=bool)
-    seen: set[str] = set()
-    for i in range(n - 1, -1, -1):
-        pid = ids[i]
-        if pid in seen:
-            plan.duplicates += 1
-            continue
-        seen.add(pid)
-        if names[i] != plan.name:
-            plan.other_dataset += 1
-        elif pid in tombstones:
-            plan.tombstoned += 1
-        elif pid not in live:
-            plan.orphans += 1
-        elif pid not in selected:
-            plan.filtered += 1
-        else:
-            keep[i] = True
+    last = _last_copies(ids)
+    ours = last & pc.fill_null(pc.equal(names, plan.name), False).to_numpy(zero_copy_only=False)
+    tombstoned = ours & _is_in(ids, tombstones)
+    rest = ours & ~tombstoned
+    in_live = _is_in(ids, live)
+    keep = rest & in_live
+    plan.duplicates = int(n - last.sum())
+    plan.other_dataset = int(last.sum() - ours.sum())
+    plan.tombstoned = int(tombstoned.sum())
+    plan.orphans = int(rest.sum() - keep.sum())
+    if selected is not None:
+        chosen = keep & _is_in(ids, selected)
+        plan.filtered = int(keep.sum() - chosen.sum())
+        keep = chosen
     plan.keep = keep
     plan.ids = ids
     plan.source_rows = n
@@ -359,7 +390,7 @@ def _plan_dataset(plan: _DatasetPlan, live: set[str], selected: set[str], tombst
 
 
 class _Metadata:
-    """Fetches the metadata columns for a list of ids (primary-key lookups)."""
+    """Fetches the metadata columns for ids and aligns them to the ids with Arrow (no per-row Python join)."""
 
     def __init__(self, conn: sqlite3.Connection, skip: set[str]) -> None:
         import pyarrow as pa
@@ -379,36 +410,42 @@ class _Metadata:
             joins += " LEFT JOIN pipelines pl ON pl.pipeline_id = p.pipeline_id"
             if "runs" in tables:
                 joins += " LEFT JOIN runs r ON r.run_id = pl.run_id"
-        self.select = f"SELECT p.prediction_id, {', '.join(exprs)} FROM predictions p{joins} WHERE p.prediction_id IN "
+        self.select = f"SELECT p.prediction_id, {', '.join(exprs)} FROM predictions p{joins} WHERE "
         self.schema = pa.schema([(name, getattr(pa, type_)()) for name, _e, type_ in self.columns])
 
-    def table(self, ids: Sequence[str], *, dataset: str | None = None) -> pa.Table:
-        """Metadata rows for ``ids``, in that order.
+    def for_dataset(self, dataset: str, ids: pa.Array) -> pa.Table:
+        """Rows for ``ids`` (all of ``dataset``: the copy path), one query for the whole dataset."""
+        rows = self.conn.execute(self.select + "p.dataset_name = ?", (dataset,)).fetchall()
+        return self._aligned(rows, ids)
 
-        With ``dataset`` (the copy path, which needs every row of it) one query
-        reads the dataset; otherwise ids are looked up by primary key in chunks.
-        """
-        found: dict[str, tuple[Any, ...]] = {}
-        if dataset is not None:
-            sql = self.select.replace(" WHERE p.prediction_id IN ", " WHERE p.dataset_name = ?")
-            for row in self.conn.execute(sql, (dataset,)):
-                found[row[0]] = row[1:]
-        else:
-            step = 900
-            for start in range(0, len(ids), step):
-                chunk = list(dict.fromkeys(ids[start:start + step]))
-                sql = self.select + "(" + ",".join("?" * len(chunk)) + ")"
-                for row in self.conn.execute(sql, chunk):
-                    found[row[0]] = row[1:]
-        empty = (None,) * len(self.columns)
-        rows = [found.get(pid, empty) for pid in ids]
-        return self._to_arrow(rows)
+    def for_ids(self, ids: pa.Array) -> pa.Table:
+        """Rows for ``ids`` (a row group of the rewrite), looked up by primary key."""
+        import pyarrow.compute as pc
 
-    def _to_arrow(self, rows: list[tuple[Any, ...]]) -> pa.Table:
+        wanted = [i for i in pc.unique(ids).to_pylist() if i is not None]
+        rows: list[tuple[Any, ...]] = []
+        step = 900
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start:start + step]
+            rows.extend(self.conn.execute(self.select + "p.prediction_id IN (" + ",".join("?" * len(chunk)) + ")",
+                                          chunk))
+        return self._aligned(rows, ids)
+
+    def _aligned(self, rows: list[tuple[Any, ...]], ids: pa.Array) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(self.columns) + 1)]
+        key = pa.array(columns[0], type=pa.string())
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
+        index = pc.index_in(ids.cast(pa.string()), value_set=key)
+        return self._to_arrow(columns[1:]).take(index)
+
+    def _to_arrow(self, columns: Sequence[Sequence[Any]]) -> pa.Table:
         import pyarrow as pa
 
         arrays = []
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.columns]
         for values, (_name, _e, type_) in zip(columns, self.columns, strict=True):
             arrow_type = getattr(pa, type_)()
             try:
@@ -436,11 +473,16 @@ def _coerce(value: Any, type_: str) -> Any:
 
 # ------------------------------------------------------------------ writing
 
+#: String columns whose values are (nearly) all distinct: a dictionary only costs time there.
+_DISTINCT_STRINGS = frozenset({"prediction_id", "scores", "created_at"})
 
-def _scalar_string_columns(schema: pa.Schema) -> list[str]:
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Scalar string columns worth dictionary encoding (model, partition, run names...)."""
     import pyarrow as pa
 
-    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return [f.name for f in schema if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            and f.name not in _DISTINCT_STRINGS]
 
 
 def _scalar_columns(schema: pa.Schema) -> list[str]:
@@ -450,67 +492,208 @@ def _scalar_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if not pa.types.is_list(f.type) and not pa.types.is_large_list(f.type)]
 
 
+def _writer_options(schema: pa.Schema) -> dict[str, Any]:
+    """ParquetWriter settings of every file we write: zstd (level 1), dictionaries and
+    statistics only where they pay (never on the float arrays: dictionary-encoding
+    measured values is a hash per value for nothing), no page index."""
+    return {"compression": "zstd", "compression_level": 1, "use_dictionary": _dictionary_columns(schema),
+            "write_statistics": _scalar_columns(schema), "write_page_index": False}
+
+
 def _batch_rows(plan: _DatasetPlan) -> int:
     per_row = max(plan.decoded_bytes // max(plan.source_rows, 1), 1)
     return int(min(max(READ_BATCH_BYTES // per_row, MIN_BATCH_ROWS), MAX_BATCH_ROWS))
 
 
+def _export_pool() -> pa.MemoryPool:
+    """The memory pool of the rewrite's Arrow buffers: jemalloc, else the system allocator.
+
+    pyarrow's default pool (mimalloc) keeps freed pages of every thread that
+    allocated them; streaming a file batch by batch through it (decoding on
+    pyarrow's threads, freeing on ours) grows RSS by ~2x what is live, and
+    ``release_unused`` per batch costs more time than the decoding.  jemalloc
+    and glibc hand large freed blocks back on their own.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # not built in (Windows wheels)
+        return pa.system_memory_pool()
+
+
+def _iter_source(plan: _DatasetPlan, batch_rows: int, pool: pa.MemoryPool) -> Iterator[pa.RecordBatch]:
+    """The source's record batches (all columns, in order), decoded on the calling thread.
+
+    Decoded columns are allocated from ``pool``: ``pq.ParquetFile`` takes no
+    memory pool, its reader class does (private pyarrow API, guarded by a
+    test; without it we read through ``ParquetFile``).  Page buffers still
+    come from pyarrow's default pool (mimalloc), which keeps freed pages per
+    thread: decoding on this one thread and handing its pages back after each
+    batch keeps that small (``release_unused`` only collects the calling
+    thread's heap).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert plan.source is not None
+    default_pool = pa.default_memory_pool()
+    batches: Iterator[pa.RecordBatch]
+    try:
+        from pyarrow._parquet import ParquetReader
+
+        reader = ParquetReader(memory_pool=pool)
+        reader.open(str(plan.source), buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+        row_groups = range(reader.metadata.num_row_groups)
+        batches = reader.iter_batches(batch_rows, row_groups=row_groups, use_threads=False)
+    except (ImportError, TypeError, AttributeError):
+        parquet = pq.ParquetFile(plan.source, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
+        batches = parquet.iter_batches(batch_size=batch_rows, use_threads=False)
+    for batch in batches:
+        yield batch
+        default_pool.release_unused()
+
+
+class _SourceReader:
+    """Decodes and filters the source on its own thread; hands over row-group-sized tables.
+
+    pyarrow decodes with the GIL released, so decoding the next row group
+    overlaps the metadata lookup and the (zstd) encoding of the current one on
+    the caller's thread.  The hand-over queue holds one row group: memory stays
+    bounded by about three row groups plus the decoder's page buffers,
+    whatever the file size.
+    """
+
+    _DONE = object()
+
+    def __init__(self, plan: _DatasetPlan, pool: pa.MemoryPool) -> None:
+        import queue
+
+        assert plan.source is not None and plan.keep is not None
+        self.plan = plan
+        self.pool = pool
+        self.parquet = plan.parquet if plan.parquet is not None else _open_parquet(plan.source)
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.rows_read = 0
+        self.thread = threading.Thread(target=self._run, name="n4a-export-read", daemon=True)
+
+    def __enter__(self) -> _SourceReader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        import queue
+
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.05)  # unblock a pending put
+            except queue.Empty:
+                pass
+        self.thread.join()
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keep = self.plan.keep
+        assert keep is not None
+        batch_rows = _batch_rows(self.plan)
+        pending: list[pa.RecordBatch] = []
+        pending_bytes = 0
+        consumed = 0
+        try:
+            for batch in _iter_source(self.plan, batch_rows, self.pool):
+                if self.stop.is_set():
+                    return
+                n = batch.num_rows
+                mask = keep[self.rows_read:self.rows_read + n]
+                self.rows_read += n
+                consumed += n
+                if mask.any():
+                    if not mask.all():
+                        batch = pc.filter(batch, pa.array(mask), memory_pool=self.pool)
+                    pending.append(batch)
+                    pending_bytes += batch.nbytes
+                del batch
+                if pending_bytes >= ROW_GROUP_BYTES:  # a row group to write
+                    if not self._put((pending, consumed)):
+                        return
+                    pending, pending_bytes, consumed = [], 0, 0
+                elif consumed >= 8 * batch_rows:  # little kept lately: report progress anyway
+                    if not self._put(([], consumed)):
+                        return
+                    consumed = 0
+            if (pending or consumed) and not self._put((pending, consumed)):
+                return
+            self._put(self._DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._put(exc)
+
+    def __iter__(self) -> Any:
+        while True:
+            item = self.queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
 def _write_rewrite(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, str],
                    tick: Callable[[int], None]) -> None:
-    """Stream ``plan.source`` into ``out``: filter, join metadata, small row groups."""
+    """Stream ``plan.source`` into ``out``: filter, join metadata, small row groups.
+
+    Two threads: ``_SourceReader`` decodes and filters, this thread looks the
+    metadata up (SQLite connections stay on their thread) and writes.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     assert plan.source is not None and plan.keep is not None
-    pf = _open_parquet(plan.source)
-    src_schema = pf.schema_arrow
+    pool = _export_pool()
+    reader = _SourceReader(plan, pool)
+    src_schema = reader.parquet.schema_arrow
     schema = pa.schema([*src_schema, *meta.schema], metadata=info)
-    writer = pq.ParquetWriter(out, schema, compression="zstd", use_dictionary=_scalar_string_columns(schema),
-                              write_statistics=_scalar_columns(schema), write_page_index=False)
-    pending: list[pa.Table] = []
-    pending_bytes = 0
-    offset = 0
-
-    def flush() -> None:
-        nonlocal pending, pending_bytes
-        if pending:
-            table = pa.concat_tables(pending)
-            writer.write_table(table, row_group_size=max(table.num_rows, 1))
-            pending, pending_bytes = [], 0
-
-    pool = pa.default_memory_pool()
+    writer = pq.ParquetWriter(out, schema, memory_pool=pool, **_writer_options(schema))
     try:
-        try:
-            batches = pf.iter_batches(batch_size=_batch_rows(plan), use_threads=True)
-            for batch in batches:
-                n = batch.num_rows
-                mask = plan.keep[offset:offset + n]
-                offset += n
-                tick(n)
-                # mimalloc/jemalloc keep freed pages; hand them back so RSS tracks live data.
-                pool.release_unused()
-                if not mask.any():
-                    continue
-                if not mask.all():
-                    batch = batch.filter(pa.array(mask))
-                ids = batch.column(src_schema.get_field_index("prediction_id")).to_pylist()
-                extra = meta.table(ids)
-                table = pa.Table.from_batches([batch]).cast(src_schema)
-                for name in extra.column_names:
-                    table = table.append_column(schema.field(name), extra.column(name))
-                pending.append(table)
-                pending_bytes += table.nbytes
-                if pending_bytes >= ROW_GROUP_BYTES:
-                    flush()
-        except (OSError, pa.ArrowInvalid, pa.ArrowException) as exc:
-            if isinstance(exc, OSError) and getattr(exc, "filename", None) not in (None, str(plan.source)):
-                raise
-            raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
-        flush()
+        with reader:
+            items = iter(reader)
+            while True:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                except (OSError, pa.ArrowException) as exc:
+                    if isinstance(exc, OSError) and getattr(exc, "filename", None) not in (None, str(plan.source)):
+                        raise
+                    raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
+                batches, consumed = item
+                if batches:
+                    table = pa.Table.from_batches(batches).cast(src_schema)
+                    extra = meta.for_ids(table.column("prediction_id"))
+                    for name in extra.column_names:
+                        table = table.append_column(schema.field(name), extra.column(name))
+                    writer.write_table(table, row_group_size=max(table.num_rows, 1))
+                    del table, extra, batches
+                tick(consumed)
     finally:
         writer.close()
-    if offset != plan.source_rows:
-        raise CorruptStoreError(f"Array file {plan.source} changed while it was read ({offset} of "
+        pool.release_unused()
+    if reader.rows_read != plan.source_rows:
+        raise CorruptStoreError(f"Array file {plan.source} changed while it was read ({reader.rows_read} of "
                                 f"{plan.source_rows} rows).", "Run the export again.")
 
 
@@ -523,17 +706,18 @@ def _write_copy(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, 
     from .parquet_splice import SpliceUnsupported, splice_columns
 
     assert plan.source is not None
-    pf = _open_parquet(plan.source)
+    pf = plan.parquet if plan.parquet is not None else _open_parquet(plan.source)
     sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
     columns: list[str] = []
 
     def make_extra() -> bytes:
-        ids = plan.ids if plan.ids is not None else pf.read(columns=["prediction_id"]).column(0).to_pylist()
-        extra = meta.table(ids, dataset=plan.name)
+        ids = plan.ids if plan.ids is not None else pf.read(columns=["prediction_id"]).column(0)
+        extra = meta.for_dataset(plan.name, ids)
         columns.extend(extra.column_names)
         buf = io.BytesIO()
-        writer = pq.ParquetWriter(buf, extra.schema, compression="zstd",
-                                  use_dictionary=_scalar_string_columns(extra.schema), write_page_index=False)
+        options = _writer_options(extra.schema)
+        options["write_statistics"] = True  # scalars only here: cheap, and pyarrow's default
+        writer = pq.ParquetWriter(buf, extra.schema, **options)
         start = 0
         for size in sizes:
             writer.write_table(extra.slice(start, size), row_group_size=max(size, 1))
@@ -725,7 +909,9 @@ def export_predictions(
                 folder = target.final if target.format == "folder" else target.final.parent
                 tmp = scratch.temp_name(folder, plan.file_name)
                 assert plan.source is not None
-                meta = _Metadata(conn, skip=set(_open_parquet(plan.source).schema_arrow.names))
+                if plan.parquet is None:
+                    plan.parquet = _open_parquet(plan.source)
+                meta = _Metadata(conn, skip=set(plan.parquet.schema_arrow.names))
                 method = _write_one(plan, meta, tmp, info, tick)
                 written.append((plan, tmp, method))
             check_cancel()
@@ -826,21 +1012,25 @@ def _filter_hint(conn: sqlite3.Connection, datasets: Sequence[str]) -> str:
 
 
 def _nirs4all_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    import sys
+
+    module = sys.modules.get("nirs4all")  # imported already (file naming); importlib.metadata scans sys.path
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
     try:
-        return version("nirs4all")
+        return dist_version("nirs4all")
     except PackageNotFoundError:
         return "unknown"
 
 
 def _our_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .. import __version__
 
-    try:
-        return version("n4a_widgets")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 # ------------------------------------------------------- choices for widgets

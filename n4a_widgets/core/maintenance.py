@@ -5,7 +5,7 @@ Safety model (DESIGN.md §4):
 - **Exact dry runs.**  A dry run is read-only (read-only SQLite and Parquet,
   never a writable ``WorkspaceStore``, whose constructor applies pending
   tombstones) and returns the same report type, with the same counts and ids,
-  that the execution then reports.  Only ``dry_run`` and ``elapsed_s`` differ.
+  that the execution then reports.  Only ``dry_run`` differs.
 - **Plan-checked execution.**  Executing with ``plan_id`` recomputes the plan
   from the current workspace and raises ``PlanChangedError`` if it differs;
   inside the first deletion transaction the metadata is checked once more, so
@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +65,7 @@ SCORE_COLUMNS = ("val_score", "test_score", "train_score")
 #: Predictions deleted per SQLite transaction (cancel is checked between batches).
 BATCH_SIZE = 2000
 #: Fields that differ between a dry run and the execution of the same plan.
-EXECUTION_ONLY_FIELDS = ("dry_run", "elapsed_s")
+EXECUTION_ONLY_FIELDS = ("dry_run",)
 _NUMERIC_TYPES = ("REAL", "INT", "NUM", "FLOA", "DOUB", "DEC")
 
 
@@ -101,7 +100,6 @@ class CompactReport(Report):
     bytes_reclaimed: int | None
     pending_tombstones_before: int
     cancelled: bool
-    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,6 @@ class CleanDeadLinksReport(Report):
     datasets: tuple[DatasetOrphans, ...]
     plan_id: str
     cancelled: bool
-    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -174,7 +171,6 @@ class RemoveBottomReport(Report):
     prediction_ids: tuple[str, ...]
     plan_id: str
     cancelled: bool
-    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -222,7 +218,6 @@ class _Clock:
     def __init__(self, progress: Progress | None, cancel: threading.Event | None) -> None:
         self.progress = progress
         self.cancel = cancel
-        self.started = time.monotonic()
 
     def step(self, fraction: float, message: str) -> None:
         if self.progress is not None:
@@ -236,10 +231,6 @@ class _Clock:
         """Before anything was written: stop with OperationCancelledError."""
         if self.cancelled:
             raise OperationCancelledError(f"{what} cancelled before anything was changed.")
-
-    @property
-    def elapsed(self) -> float:
-        return round(time.monotonic() - self.started, 3)
 
 
 def _root(ws: Workspace | Path | str) -> Path:
@@ -406,7 +397,6 @@ class _RemovePlan:
         dry_run: bool,
         removed_ids: Sequence[str] | None = None,
         cancelled: bool = False,
-        elapsed: float = 0.0,
     ) -> RemoveBottomReport:
         ids = sorted(self.ids if removed_ids is None else removed_ids)
         datasets = self.datasets
@@ -440,7 +430,6 @@ class _RemovePlan:
             prediction_ids=tuple(ids),
             plan_id=self.plan_id,
             cancelled=cancelled,
-            elapsed_s=elapsed,
         )
 
     _id_dataset: dict[str, str] = field(default_factory=dict)
@@ -673,7 +662,7 @@ def remove_bottom(
     if dry_run:
         plan = _plan_remove_bottom(root, fraction, metric, partition, dataset_name)
         clock.step(1.0, "Done")
-        return plan.report(root, dry_run=True, elapsed=clock.elapsed)
+        return plan.report(root, dry_run=True)
     with open_readonly(_db(root)) as conn:  # bad input fails before anything (even the job lock) is touched
         _validate_remove_bottom(conn, fraction, metric, partition, dataset_name)
     with exclusive_job(root, "remove_bottom", force=force):
@@ -685,7 +674,7 @@ def remove_bottom(
         done, cancelled = _delete_in_batches(
             root, plan.ids, plan.digest, clock, (0.1, 1.0), compact_datasets=datasets, batch_size=batch_size
         )
-        return plan.report(root, dry_run=False, removed_ids=done, cancelled=cancelled, elapsed=clock.elapsed)
+        return plan.report(root, dry_run=False, removed_ids=done, cancelled=cancelled)
 
 
 @dataclass
@@ -768,7 +757,6 @@ def clean_dead_links(
             datasets=tuple(plan.datasets),
             plan_id=plan.plan_id,
             cancelled=cancelled,
-            elapsed_s=clock.elapsed,
         )
 
     clock.step(0.0, "Comparing metadata with array files")
@@ -859,7 +847,7 @@ def compact(
             before, after = _plan_compact_file(Path(path), live, tombstones)
             rows.append(DatasetCompaction(name, path, before, after, before - after, Path(path).stat().st_size, None))
         clock.step(1.0, "Done")
-        return _compact_report(root, True, dataset_name, rows, len(tombstones), False, clock.elapsed)
+        return _compact_report(root, True, dataset_name, rows, len(tombstones), False)
 
     from nirs4all.pipeline.storage.array_store import ArrayStore
 
@@ -893,7 +881,7 @@ def compact(
                     )
                 )
         clock.step(1.0, "Cancelled" if cancelled else "Done")
-    return _compact_report(root, False, dataset_name, rows, len(tombstones), cancelled, clock.elapsed)
+    return _compact_report(root, False, dataset_name, rows, len(tombstones), cancelled)
 
 
 def _compact_report(
@@ -903,7 +891,6 @@ def _compact_report(
     rows: list[DatasetCompaction],
     pending: int,
     cancelled: bool,
-    elapsed: float,
 ) -> CompactReport:
     before = sum(r.rows_before for r in rows)
     after = sum(r.rows_after for r in rows)
@@ -922,7 +909,6 @@ def _compact_report(
         bytes_reclaimed=None if bytes_after is None else bytes_before - bytes_after,
         pending_tombstones_before=pending,
         cancelled=cancelled,
-        elapsed_s=elapsed,
     )
 
 

@@ -49,7 +49,6 @@ import math
 import operator
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -172,7 +171,6 @@ class MergeReport(Report):
     predictions_before: int
     predictions_after: int
     message: str
-    elapsed_s: float = 0.0
 
 
 # ------------------------------------------------------------- planning
@@ -964,7 +962,6 @@ def merge(
     """
     from .locking import arrays_lock_held, exclusive_job
 
-    started = time.monotonic()
     target = ws.path
 
     def report(fraction: float, message: str) -> None:
@@ -974,7 +971,7 @@ def merge(
     if dry_run:
         plan = build_plan(target, sources, on_conflict, datasets, progress=progress, cancel=cancel)
         _remember(plan)
-        return dataclasses.replace(plan.report, elapsed_s=round(time.monotonic() - started, 3))
+        return plan.report
 
     if not target.exists():
         raise WorkspaceError(f"Target folder {target} does not exist.", "Create the folder first.")
@@ -992,9 +989,9 @@ def merge(
         result = dataclasses.replace(plan.report, dry_run=False)
         if not plan.batches:
             report(1.0, "Nothing to merge")
-            return dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 3))
+            return result
         _execute(target, plan, on_conflict, report, cancel)
-        return dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 3))
+        return result
 
 
 def _execute(

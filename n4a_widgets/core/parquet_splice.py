@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,22 @@ def encode(s: TStruct) -> bytes:
 # ------------------------------------------------------------ file footers
 
 
+def footer_location(fd: int, size: int) -> tuple[int, int]:
+    """(byte offset where the footer starts, its length), from the file's last 8 bytes (``os.pread``)."""
+    if size < 12:
+        raise SpliceUnsupported("file too small to be Parquet")
+    if os.pread(fd, 4, 0) != MAGIC:
+        raise SpliceUnsupported("not a plain Parquet file")
+    tail = os.pread(fd, 8, size - 8)
+    if len(tail) != 8 or tail[4:] != MAGIC:
+        raise SpliceUnsupported("encrypted or damaged footer")
+    (length,) = struct.unpack("<I", tail[:4])
+    start = size - 8 - length
+    if start < 4:
+        raise SpliceUnsupported("footer length out of range")
+    return start, length
+
+
 def read_footer(f: BinaryIO, size: int) -> tuple[TStruct, int]:
     """(decoded FileMetaData, byte offset where the footer starts)."""
     if size < 12:
@@ -333,54 +350,74 @@ def extra_root_children(schema: list[TStruct]) -> int:
     return int(schema[0].get(SE_NUM_CHILDREN))
 
 
-def _copy_range(src_fd: int, dst_fd: int, count: int) -> None:
-    """Copy ``count`` bytes from the start of ``src_fd`` to ``dst_fd``'s position, in the kernel when possible."""
+#: Bytes per copy_file_range call: the copy checks between calls whether it should stop.
+COPY_CHUNK = 16 << 20
+
+
+def _copy_range(src_fd: int, dst_fd: int, count: int, stop: threading.Event | None = None) -> None:
+    """Copy ``count`` bytes from the start of ``src_fd`` to ``dst_fd``'s position, in the kernel when possible.
+
+    Only positional reads of ``src_fd`` (its file position is left alone, so
+    other threads may ``pread`` it meanwhile).
+    """
     offset = 0
     try:
         while offset < count:
-            n = os.copy_file_range(src_fd, dst_fd, count - offset, offset)
+            if stop is not None and stop.is_set():
+                return
+            n = os.copy_file_range(src_fd, dst_fd, min(COPY_CHUNK, count - offset), offset)
             if n == 0:
                 break
             offset += n
     except (AttributeError, OSError):
         pass
-    if offset < count:
-        os.lseek(src_fd, offset, os.SEEK_SET)
-        while offset < count:
-            chunk = os.read(src_fd, min(8 << 20, count - offset))
-            if not chunk:
-                raise SpliceUnsupported("source shorter than its footer says")
-            os.write(dst_fd, chunk)
-            offset += len(chunk)
+    while offset < count:
+        if stop is not None and stop.is_set():
+            return
+        chunk = os.pread(src_fd, min(8 << 20, count - offset), offset)
+        if not chunk:
+            raise SpliceUnsupported("source shorter than its footer says")
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst_fd, view):]
+        offset += len(chunk)
 
 
 def splice_columns(source: Path, make_extra: Callable[[], bytes], out: Path, key_values: dict[str, str]) -> int:
     """Write ``out`` = ``source``'s column chunks (copied) + the columns of ``make_extra()``; returns its size.
 
     ``make_extra()`` returns a Parquet file (bytes) with exactly ``source``'s
-    row-group boundaries; it runs while the kernel copies the source's bytes
-    on another thread, so the metadata query overlaps the copy.
+    row-group boundaries.  The kernel copies the source's bytes on another
+    thread from the start; the footer decoding and ``make_extra`` (the
+    metadata query and its encoding) overlap the copy.
     """
-    import threading
-
     size = source.stat().st_size
     with open(source, "rb") as f:
-        src_meta, src_footer_start = read_footer(f, size)
-        _check_plain(src_meta)
+        src_fd = f.fileno()
+        src_footer_start, footer_length = footer_location(src_fd, size)
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             failure: list[BaseException] = []
+            stop = threading.Event()
 
             def copy() -> None:
                 try:
-                    _copy_range(f.fileno(), fd, src_footer_start)
+                    _copy_range(src_fd, fd, src_footer_start, stop)
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                     failure.append(exc)
 
             worker = threading.Thread(target=copy, name="n4a-export-copy", daemon=True)
             worker.start()
             try:
+                footer_bytes = os.pread(src_fd, footer_length, src_footer_start)
+                if len(footer_bytes) != footer_length:
+                    raise SpliceUnsupported("truncated footer")
+                src_meta = decode(footer_bytes)
+                _check_plain(src_meta)
                 extra_parquet = make_extra()
+            except BaseException:
+                stop.set()
+                raise
             finally:
                 worker.join()
             if failure:
