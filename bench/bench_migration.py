@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _measure import _proc_status_mb, _reset_peak
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "legacy" / "v0_7_1_duckdb_inline"
 
@@ -70,6 +72,7 @@ def child_migrate(path: str, out: str) -> dict:
 
     from n4a_widgets import Workspace
 
+    reset = _reset_peak()
     t0 = time.perf_counter()
     r = Workspace(path).migrate(dry_run=False, output=out)
     return {
@@ -78,7 +81,7 @@ def child_migrate(path: str, out: str) -> dict:
         "passed": r.verification_passed,
         "legacy_bytes": r.legacy_array_bytes,
         "parquet": r.parquet_total_size,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "maxrss_mb": _peak_mb(reset),
     }
 
 
@@ -86,6 +89,7 @@ def child_read(path: str) -> dict:
     import duckdb
     import numpy as np
 
+    reset = _reset_peak()
     t0 = time.perf_counter()
     conn = duckdb.connect(str(Path(path) / "store.duckdb"), read_only=True)
     rel = conn.sql("SELECT p.*, a.* FROM predictions p LEFT JOIN prediction_arrays a USING (prediction_id)")
@@ -100,8 +104,15 @@ def child_read(path: str) -> dict:
     return {
         "seconds": time.perf_counter() - t0,
         "rows": rows,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "maxrss_mb": _peak_mb(reset),
     }
+
+
+def _peak_mb(reset: bool) -> float:
+    """Peak RSS during the measured call: VmHWM after a reset (a subprocess inherits
+    its parent's ``ru_maxrss``, see bench/_measure.py), else ``ru_maxrss``."""
+    hwm = _proc_status_mb("VmHWM") if reset else None
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(*args: str) -> dict:

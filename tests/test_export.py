@@ -127,6 +127,8 @@ def test_copy_path_and_rewrite_path_give_the_same_table(demo_ws: Path, out: Path
     monkeypatch.setattr(export_mod, "_write_copy", refuse)
     slow = ws.export(out / "slow.parquet", datasets=["corn moisture"])
     assert slow.files[0].method == "rewrite"
+    # The copy started early for the fast path was stopped and removed before the rewrite.
+    assert sorted(p.name for p in out.iterdir()) == ["fast.parquet", "slow.parquet"]
 
     a, b = read_polars(out / "fast.parquet"), read_polars(out / "slow.parquet")
     assert a.schema == b.schema
@@ -158,6 +160,8 @@ def test_pending_tombstones_never_appear(demo_ws: Path, out: Path) -> None:
     assert report.excluded_tombstoned == 4
     assert report.files[0].method == "rewrite"
     assert report.files[0].rows == 30
+    # The copy started before the rows were selected (no filters) was dropped without a trace.
+    assert [p.name for p in out.iterdir()] == ["t.parquet"]
 
 
 @pytest.mark.parametrize(
@@ -370,9 +374,51 @@ def test_nirs4all_private_calls_we_rely_on(demo_ws: Path) -> None:
 
 
 def test_thrift_footer_round_trips(demo_ws: Path) -> None:
-    from n4a_widgets.core.parquet_splice import encode, read_footer
+    """Full decoding and the splice's lazy decoding (column chunks kept as bytes) both re-encode byte for byte."""
+    from n4a_widgets.core.parquet_splice import SOURCE_FOOTER_PLAN, RawStruct, decode, encode, read_footer
 
     for path in (demo_ws / "arrays").glob("*.parquet"):
         data = path.read_bytes()
         meta, start = read_footer(io.BytesIO(data), len(data))
         assert encode(meta) == data[start:-8]
+        lazy = decode(data[start:-8], SOURCE_FOOTER_PLAN)
+        chunks = lazy.get(4).items[0].get(1).items
+        assert chunks and all(isinstance(c, RawStruct) and 3 in c.field_ids for c in chunks)
+        assert encode(lazy) == data[start:-8]
+
+
+def test_pyarrow_private_reader_we_rely_on(demo_ws: Path) -> None:
+    """The rewrite decodes through pyarrow's private ``ParquetReader(memory_pool=...)`` (``pq.ParquetFile`` takes
+    no pool); fails loudly if that stops allocating from our pool or yields other rows than ``pq.read_table``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow._parquet import ParquetReader
+
+    from n4a_widgets.core.export import _DatasetPlan, _iter_source
+
+    assert callable(ParquetReader(memory_pool=pa.system_memory_pool()).close)
+    source = demo_ws / "arrays" / "corn_moisture.parquet"
+    pool = pa.proxy_memory_pool(pa.system_memory_pool())
+    batches = list(_iter_source(_DatasetPlan("corn moisture", source, "x.parquet"), 7, pool))
+    try:
+        assert pool.bytes_allocated() > 0  # the decoded batches live in our pool
+        assert len(batches) > 1 and all(b.num_rows <= 7 for b in batches)
+        assert pa.Table.from_batches(batches).equals(pq.read_table(source))
+    finally:
+        del batches  # before the proxy pool goes away
+
+
+def test_splice_abort_stops_the_copy_and_closes(demo_ws: Path, out: Path) -> None:
+    """An early copy that turns out not to be needed is stopped; its file can be removed, no descriptor leaks."""
+    from n4a_widgets.core.parquet_splice import Splice
+
+    source = demo_ws / "arrays" / "corn_moisture.parquet"
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    splice = Splice(source, out / "partial.parquet")
+    splice.abort()
+    (out / "partial.parquet").unlink()
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+    with pytest.raises(FileExistsError):  # never overwrites: the temporary name is created exclusively
+        (out / "x.parquet").write_bytes(b"")
+        Splice(source, out / "x.parquet")

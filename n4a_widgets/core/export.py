@@ -18,14 +18,17 @@ its arrays may predate the metadata, so we never guess.
 Two ways to write a file, same columns and types either way:
 
 - **copy** (nothing to filter or exclude): the source file's column chunks are
-  copied byte for byte and the metadata columns appended next to them
-  (``parquet_splice``); the file keeps nirs4all's row groups (one).  Speed is
-  that of a file copy.
-- **rewrite** (filters, tombstones, orphans or duplicates present): the source
-  is streamed batch by batch (``iter_batches`` with ``pre_buffer=False``, so
-  pyarrow decodes page by page even inside nirs4all's single row group),
-  filtered, joined with metadata fetched per batch from SQLite by primary key,
-  and written with ``ParquetWriter`` in small row groups (``ROW_GROUP_BYTES``
+  copied byte for byte by the kernel and the metadata columns appended next
+  to them (``parquet_splice``); the file keeps nirs4all's row groups (one).
+  Without filters the copy starts before the rows are checked; the metadata
+  query, its encoding and the merged footer overlap the copy.  Speed is that
+  of a file copy.
+- **rewrite** (filters, tombstones, orphans or duplicates present): one
+  thread decodes the source batch by batch (pyarrow, ``pre_buffer=False``, so
+  it decodes page by page even inside nirs4all's single row group) and
+  filters; the calling thread fetches the metadata of each row group from
+  SQLite by primary key, aligns it with Arrow (``index_in`` + ``take``) and
+  writes with ``ParquetWriter`` in small row groups (``ROW_GROUP_BYTES``
   decoded) so readers of the export can stream and skip.
 
 Safety: read-only on the workspace (SQLite opened read-only, array files only
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from .parquet_splice import Splice
     from .workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -76,6 +80,9 @@ FORMATS = ("auto", "parquet", "zip", "folder")
 READ_BUFFER_BYTES = 64 << 10
 #: Decoded bytes per batch read from the source (pyarrow's buffers scale with it).
 READ_BATCH_BYTES = 2 << 20
+#: Hand pyarrow's default pool's free pages back every this many batches (each call costs ~0.4 ms;
+#: never calling it lets the page buffers' pool grow ~25 MB on a 60 MB file).
+RELEASE_EVERY_BATCHES = 2
 #: Decoded bytes per row group written (filtered batches are gathered up to this).
 ROW_GROUP_BYTES = 4 << 20
 #: Bounds on rows per batch (very wide or very narrow rows).
@@ -287,8 +294,9 @@ class _DatasetPlan:
     decoded_bytes: int = 0
     ids: pa.Array | None = None
     """The source's ``prediction_id`` column (Arrow), read while planning."""
-    parquet: Any = None
-    """The source's ``pq.ParquetFile`` (opened once, footer parsed once)."""
+    schema: pa.Schema | None = None
+    """The source's Arrow schema (from its footer, read once while planning)."""
+    row_group_rows: list[int] | None = None
 
     @property
     def needs_filtering(self) -> bool:
@@ -327,8 +335,28 @@ def _is_in(ids: pa.Array, values: Sequence[str] | set[str]) -> np.ndarray:
 
     if not values:
         return np.zeros(len(ids), dtype=bool)
-    value_set = pa.array(list(values), type=pa.string()).cast(ids.type)
-    return np.asarray(pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False), dtype=bool)
+    value_set = pa.array(list(values), type=ids.type)
+    return _to_bools(pc.is_in(ids, value_set=value_set))
+
+
+def _to_bools(values: pa.BooleanArray) -> np.ndarray:
+    """Arrow booleans as numpy (nulls as False), unpacking the bits ourselves: pyarrow's
+    ``to_numpy(zero_copy_only=False)`` imports its pandas layer on first use (over 1 ms)."""
+    import numpy as np
+
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+
+    def unpack(buffer: pa.Buffer) -> np.ndarray:
+        bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+        return bits[values.offset:values.offset + n].astype(bool)
+
+    validity, data = values.buffers()
+    out = unpack(data)
+    if values.null_count and validity is not None:
+        out &= unpack(validity)
+    return out
 
 
 def _last_copies(ids: pa.Array) -> np.ndarray:
@@ -340,17 +368,36 @@ def _last_copies(ids: pa.Array) -> np.ndarray:
     encoded = pc.dictionary_encode(ids)
     if len(encoded.dictionary) == n and ids.null_count == 0:
         return np.ones(n, dtype=bool)  # no duplicates: the common case, no sort
-    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+    codes = _codes(encoded)
     _, first_from_end = np.unique(codes[::-1], return_index=True)
     last = np.zeros(n, dtype=bool)
     last[n - 1 - first_from_end] = True
     return last
 
 
+def _equals(values: pa.Array, value: str) -> np.ndarray:
+    """``values[i] == value`` as a numpy bool array (nulls are not equal); one distinct value per dataset file."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    hits = np.array([v == value for v in encoded.dictionary.to_pylist()] + [False], dtype=bool)
+    return hits[_codes(encoded)]
+
+
+def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
+    """Dictionary indices as numpy, nulls as one more code (``len(dictionary)``)."""
+    import pyarrow.compute as pc
+
+    indices = encoded.indices
+    if indices.null_count:  # pc.fill_null's first call costs ~1 ms: only when needed
+        indices = pc.fill_null(indices, len(encoded.dictionary))
+    return indices.to_numpy()
+
+
 def _plan_dataset(plan: _DatasetPlan, live: Sequence[str], selected: Sequence[str] | None,
                   tombstones: set[str]) -> None:
     """Fill ``plan.keep``: which rows of the source file are exported (reads two columns, vectorized)."""
-    import pyarrow.compute as pc
 
     if plan.source is None:
         return
@@ -360,14 +407,16 @@ def _plan_dataset(plan: _DatasetPlan, live: Sequence[str], selected: Sequence[st
     except Exception as exc:  # noqa: BLE001
         raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
     md = pf.metadata
-    plan.parquet = pf
+    plan.schema = pf.schema_arrow
+    plan.row_group_rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    pf.close()  # a zip of many datasets must not hold every file open
     plan.source_bytes = plan.source.stat().st_size
     plan.decoded_bytes = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
     ids = table.column("prediction_id").combine_chunks()
     names = table.column("dataset_name").combine_chunks()
     n = len(ids)
     last = _last_copies(ids)
-    ours = last & pc.fill_null(pc.equal(names, plan.name), False).to_numpy(zero_copy_only=False)
+    ours = last & _equals(names, plan.name)
     tombstoned = ours & _is_in(ids, tombstones)
     rest = ours & ~tombstoned
     in_live = _is_in(ids, live)
@@ -390,7 +439,15 @@ def _plan_dataset(plan: _DatasetPlan, live: Sequence[str], selected: Sequence[st
 
 
 class _Metadata:
-    """Fetches the metadata columns for ids and aligns them to the ids with Arrow (no per-row Python join)."""
+    """Fetches the metadata columns for ids and aligns them to the ids with Arrow (no per-row Python join).
+
+    Prediction columns come from one query on ``predictions`` (no SQL join:
+    joining pipelines and runs per row costs more than the rows); pipeline
+    and run names are looked up once per distinct pipeline, cached, and
+    attached with an Arrow ``take``.
+    """
+
+    _LOOKUP = ("pipeline_name", "run_id", "run_name")
 
     def __init__(self, conn: sqlite3.Connection, skip: set[str]) -> None:
         import pyarrow as pa
@@ -399,18 +456,16 @@ class _Metadata:
         present = {r[1] for r in conn.execute("PRAGMA table_info(predictions)")}
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         self.columns = [c for c in METADATA_COLUMNS if c[0] not in skip]
-        exprs = []
-        for _name, expr, _type in self.columns:
-            alias, column = expr.split(".")
-            ok = (alias == "p" and column in present) or (alias == "pl" and "pipelines" in tables) or (
-                alias == "r" and "runs" in tables)
-            exprs.append(expr if ok else "NULL")
-        joins = ""
+        self.row_columns = [c for c in self.columns if c[1].startswith("p.")]
+        exprs = [expr if expr[2:] in present else "NULL" for _n, expr, _t in self.row_columns]
+        pipeline = "p.pipeline_id" if "pipeline_id" in present else "NULL"
+        self.select = f"SELECT p.prediction_id, {pipeline}{''.join(', ' + e for e in exprs)} FROM predictions p WHERE "
+        self.lookup_sql: str | None = None
         if "pipelines" in tables:
-            joins += " LEFT JOIN pipelines pl ON pl.pipeline_id = p.pipeline_id"
-            if "runs" in tables:
-                joins += " LEFT JOIN runs r ON r.run_id = pl.run_id"
-        self.select = f"SELECT p.prediction_id, {', '.join(exprs)} FROM predictions p{joins} WHERE "
+            run = "r.name" if "runs" in tables else "NULL"
+            join = " LEFT JOIN runs r ON r.run_id = pl.run_id" if "runs" in tables else ""
+            self.lookup_sql = f"SELECT pl.pipeline_id, pl.name, pl.run_id, {run} FROM pipelines pl{join} WHERE "
+        self.pipelines: dict[str, tuple[Any, Any, Any]] = {}
         self.schema = pa.schema([(name, getattr(pa, type_)()) for name, _e, type_ in self.columns])
 
     def for_dataset(self, dataset: str, ids: pa.Array) -> pa.Table:
@@ -418,41 +473,69 @@ class _Metadata:
         rows = self.conn.execute(self.select + "p.dataset_name = ?", (dataset,)).fetchall()
         return self._aligned(rows, ids)
 
-    def for_ids(self, ids: pa.Array) -> pa.Table:
+    def for_ids(self, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
         """Rows for ``ids`` (a row group of the rewrite), looked up by primary key."""
         import pyarrow.compute as pc
 
         wanted = [i for i in pc.unique(ids).to_pylist() if i is not None]
         rows: list[tuple[Any, ...]] = []
-        step = 900
-        for start in range(0, len(wanted), step):
-            chunk = wanted[start:start + step]
-            rows.extend(self.conn.execute(self.select + "p.prediction_id IN (" + ",".join("?" * len(chunk)) + ")",
-                                          chunk))
+        for chunk in _chunks(wanted):
+            rows.extend(self.conn.execute(self.select + f"p.prediction_id IN ({','.join('?' * len(chunk))})", chunk))
         return self._aligned(rows, ids)
 
-    def _aligned(self, rows: list[tuple[Any, ...]], ids: pa.Array) -> pa.Table:
+    def _aligned(self, rows: list[tuple[Any, ...]], ids: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """The metadata table of ``rows`` in the order of ``ids`` (ids without a row give nulls)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(self.columns) + 1)]
-        key = pa.array(columns[0], type=pa.string())
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(self.row_columns) + 2)]
+        arrays = dict(zip([c[0] for c in self.row_columns], self._arrays(columns[2:], self.row_columns),
+                          strict=True))
+        if any(name in self._LOOKUP for name, _e, _t in self.columns):
+            arrays.update(self._pipeline_columns(pa.array(columns[1], type=pa.string())))
+        table = pa.Table.from_arrays([arrays[name] for name, _e, _t in self.columns], schema=self.schema)
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
-        index = pc.index_in(ids.cast(pa.string()), value_set=key)
-        return self._to_arrow(columns[1:]).take(index)
+        index = pc.index_in(ids, value_set=pa.array(columns[0], type=ids.type))
+        return table.take(index)
 
-    def _to_arrow(self, columns: Sequence[Sequence[Any]]) -> pa.Table:
+    def _pipeline_columns(self, pipeline_ids: pa.Array) -> dict[str, pa.Array]:
+        """pipeline_name, run_id, run_name for each row (cached per pipeline; Arrow take, no per-row loop)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        distinct = [p for p in pc.unique(pipeline_ids).to_pylist() if p is not None]
+        missing = [p for p in distinct if p not in self.pipelines]
+        if missing and self.lookup_sql is not None:
+            for chunk in _chunks(missing):
+                sql = self.lookup_sql + f"pl.pipeline_id IN ({','.join('?' * len(chunk))})"
+                for pid, name, run_id, run_name in self.conn.execute(sql, chunk):
+                    self.pipelines[pid] = (name, run_id, run_name)
+        found = [p for p in distinct if p in self.pipelines]
+        values = list(zip(*(self.pipelines[p] for p in found), strict=True)) if found else [(), (), ()]
+        lookup = [c for c in METADATA_COLUMNS if c[0] in self._LOOKUP]
+        index = pc.index_in(pipeline_ids, value_set=pa.array(found, type=pa.string()))
+        return {name: array.take(index) for (name, _e, _t), array in zip(lookup, self._arrays(values, lookup),
+                                                                          strict=True)}
+
+    @staticmethod
+    def _arrays(columns: Sequence[Sequence[Any]], spec: Sequence[tuple[str, str, str]]) -> list[pa.Array]:
         import pyarrow as pa
 
         arrays = []
-        for values, (_name, _e, type_) in zip(columns, self.columns, strict=True):
+        for values, (_name, _e, type_) in zip(columns, spec, strict=True):
             arrow_type = getattr(pa, type_)()
             try:
                 arrays.append(pa.array(values, type=arrow_type))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
                 arrays.append(pa.array([_coerce(v, type_) for v in values], type=arrow_type))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        return arrays
+
+
+def _chunks(values: list[str], step: int = 900) -> Iterator[list[str]]:
+    """``values`` in slices small enough for SQLite's host-parameter limit."""
+    for start in range(0, len(values), step):
+        yield values[start:start + step]
 
 
 def _coerce(value: Any, type_: str) -> Any:
@@ -529,9 +612,9 @@ def _iter_source(plan: _DatasetPlan, batch_rows: int, pool: pa.MemoryPool) -> It
     memory pool, its reader class does (private pyarrow API, guarded by a
     test; without it we read through ``ParquetFile``).  Page buffers still
     come from pyarrow's default pool (mimalloc), which keeps freed pages per
-    thread: decoding on this one thread and handing its pages back after each
-    batch keeps that small (``release_unused`` only collects the calling
-    thread's heap).
+    thread: decoding on this one thread (the caller's other thread encodes
+    meanwhile) and handing its pages back every other batch keeps that small
+    (``release_unused`` only collects the calling thread's heap).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -539,19 +622,24 @@ def _iter_source(plan: _DatasetPlan, batch_rows: int, pool: pa.MemoryPool) -> It
     assert plan.source is not None
     default_pool = pa.default_memory_pool()
     batches: Iterator[pa.RecordBatch]
+    reader: Any
     try:
         from pyarrow._parquet import ParquetReader
 
         reader = ParquetReader(memory_pool=pool)
         reader.open(str(plan.source), buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
-        row_groups = range(reader.metadata.num_row_groups)
-        batches = reader.iter_batches(batch_rows, row_groups=row_groups, use_threads=False)
+        batches = reader.iter_batches(batch_rows, row_groups=range(reader.metadata.num_row_groups),
+                                      use_threads=False)
     except (ImportError, TypeError, AttributeError):
-        parquet = pq.ParquetFile(plan.source, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
-        batches = parquet.iter_batches(batch_size=batch_rows, use_threads=False)
-    for batch in batches:
-        yield batch
-        default_pool.release_unused()
+        reader = pq.ParquetFile(plan.source, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
+        batches = reader.iter_batches(batch_size=batch_rows, use_threads=False)
+    try:
+        for i, batch in enumerate(batches):
+            yield batch
+            if i % RELEASE_EVERY_BATCHES == 0:
+                default_pool.release_unused()
+    finally:
+        reader.close()
 
 
 class _SourceReader:
@@ -572,7 +660,6 @@ class _SourceReader:
         assert plan.source is not None and plan.keep is not None
         self.plan = plan
         self.pool = pool
-        self.parquet = plan.parquet if plan.parquet is not None else _open_parquet(plan.source)
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.rows_read = 0
@@ -665,7 +752,8 @@ def _write_rewrite(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[st
     assert plan.source is not None and plan.keep is not None
     pool = _export_pool()
     reader = _SourceReader(plan, pool)
-    src_schema = reader.parquet.schema_arrow
+    assert plan.schema is not None
+    src_schema = plan.schema
     schema = pa.schema([*src_schema, *meta.schema], metadata=info)
     writer = pq.ParquetWriter(out, schema, memory_pool=pool, **_writer_options(schema))
     try:
@@ -682,7 +770,9 @@ def _write_rewrite(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[st
                     raise CorruptStoreError(f"Array file {plan.source} cannot be read ({exc}).") from exc
                 batches, consumed = item
                 if batches:
-                    table = pa.Table.from_batches(batches).cast(src_schema)
+                    table = pa.Table.from_batches(batches)
+                    if table.schema != src_schema:  # (Table.cast imports pyarrow's pandas layer: only if needed)
+                        table = table.cast(src_schema)
                     extra = meta.for_ids(table.column("prediction_id"))
                     for name in extra.column_names:
                         table = table.append_column(schema.field(name), extra.column(name))
@@ -697,21 +787,23 @@ def _write_rewrite(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[st
                                 f"{plan.source_rows} rows).", "Run the export again.")
 
 
-def _write_copy(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, str]) -> None:
-    """Copy ``plan.source``'s column chunks and append the metadata columns (same row groups)."""
+def _write_copy(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, str],
+                splice: Splice | None = None) -> None:
+    """Copy ``plan.source``'s column chunks and append the metadata columns (same row groups).
+
+    ``splice``: the copy into ``out``, if it was started early."""
     import io
 
     import pyarrow.parquet as pq
 
-    from .parquet_splice import SpliceUnsupported, splice_columns
+    from .parquet_splice import Splice, SpliceUnsupported
 
-    assert plan.source is not None
-    pf = plan.parquet if plan.parquet is not None else _open_parquet(plan.source)
-    sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+    assert plan.source is not None and plan.schema is not None and plan.row_group_rows is not None
+    assert plan.ids is not None
+    ids, sizes, names = plan.ids, plan.row_group_rows, plan.schema.names
     columns: list[str] = []
 
     def make_extra() -> bytes:
-        ids = plan.ids if plan.ids is not None else pf.read(columns=["prediction_id"]).column(0)
         extra = meta.for_dataset(plan.name, ids)
         columns.extend(extra.column_names)
         buf = io.BytesIO()
@@ -725,10 +817,12 @@ def _write_copy(plan: _DatasetPlan, meta: _Metadata, out: Path, info: dict[str, 
         writer.close()
         return buf.getvalue()
 
-    splice_columns(plan.source, make_extra, out, info)
+    if splice is None:
+        splice = Splice(plan.source, out)
+    splice.finish(make_extra, info)
     # Cheap check of what a reader will see: the footer parses and has every column.
     md = pq.read_metadata(out)
-    expected = [*pf.schema_arrow.names, *columns]
+    expected = [*names, *columns]
     if md.num_rows != plan.source_rows or md.schema.to_arrow_schema().names != expected:
         raise SpliceUnsupported("spliced file does not read back as expected")
 
@@ -848,52 +942,12 @@ def export_predictions(
             raise InvalidArgumentError("The workspace has no predictions to export.", "Run nirs4all first.")
         target = resolve_target(root, dest, chosen, format, overwrite)
 
-        plans: list[_DatasetPlan] = []
-        for i, name in enumerate(chosen):
-            check_cancel()
-            report_progress(0.02 * i / len(chosen), f"Selecting rows of {name}")
-            source = parquet_path_for(root, name)
-            plan = _DatasetPlan(name, source if source.is_file() else None, target.file_names[name])
-            live, selected = _sqlite_ids(conn, name, partition, model_name, fold_id)
-            _plan_dataset(plan, live, selected, tombstones)
-            plans.append(plan)
-
-        to_write = [p for p in plans if p.rows > 0]
-        skipped = tuple(p.name for p in plans if p.rows == 0)
         filters = {k: v for k, v in (("partition", partition), ("model_name", model_name), ("fold_id", fold_id))
                    if v is not None}
-        if not to_write:
-            what = ", ".join(f"{k}={v!r}" for k, v in filters.items())
-            raise InvalidArgumentError(
-                "No live prediction matches " + (what if what else "the selection") + " in "
-                + ", ".join(map(repr, chosen)) + "; nothing was written.",
-                _filter_hint(conn, chosen) if filters
-                else "The selected datasets have no live predictions with arrays.",
-            )
-
-        notes: list[str] = []
-        for p in plans:
-            if p.source is None:
-                notes.append(f"{p.name}: no array file, skipped.")
-            elif p.rows == 0:
-                notes.append(f"{p.name}: no live prediction matches the filters, skipped.")
-
-        info = {
-            EXPORT_INFO_KEY: json.dumps({
-                "exported_at": utc_now(), "workspace": root.name, "filters": filters,
-                "nirs4all": _nirs4all_version(), "n4a_widgets": _our_version(),
-            }),
-        }
-        total_work = sum(p.source_rows for p in to_write) or 1
-        done = [0]
-
-        def tick(rows: int) -> None:
-            done[0] += rows
-            check_cancel()
-            report_progress(0.02 + 0.96 * done[0] / total_work, f"Writing {current[0]} ({done[0]}/{total_work} rows)")
-
-        current = [""]
+        folder = target.final if target.format == "folder" else target.final.parent
+        plans: list[_DatasetPlan] = []
         scratch = _Scratch()
+        early: dict[str, Splice] = {}
         files: list[ExportedFile] = []
         try:
             if target.create_exports_dir:
@@ -902,32 +956,80 @@ def export_predictions(
             if target.format == "folder" and not target.final.exists():
                 target.final.mkdir()
                 scratch.dirs.append(target.final)
+            for i, name in enumerate(chosen):
+                check_cancel()
+                report_progress(0.02 * i / len(chosen), f"Selecting rows of {name}")
+                source = parquet_path_for(root, name)
+                plan = _DatasetPlan(name, source if source.is_file() else None, target.file_names[name])
+                if i == 0 and not filters and plan.source is not None:
+                    # Most likely a plain copy: let the kernel start copying while we select rows.
+                    opened = _start_splice(plan.source, scratch.temp_name(folder, plan.file_name))
+                    if opened is not None:
+                        early[name] = opened
+                live, selected = _sqlite_ids(conn, name, partition, model_name, fold_id)
+                _plan_dataset(plan, live, selected, tombstones)
+                plans.append(plan)
+            for name in list(early):
+                plan = next(p for p in plans if p.name == name)
+                if plan.rows == 0 or plan.needs_filtering:  # the guess was wrong: drop the copy
+                    dropped = early.pop(name)
+                    dropped.abort()
+                    dropped.out.unlink(missing_ok=True)
+
+            to_write = [p for p in plans if p.rows > 0]
+            skipped = tuple(p.name for p in plans if p.rows == 0)
+            if not to_write:
+                what = ", ".join(f"{k}={v!r}" for k, v in filters.items())
+                raise InvalidArgumentError(
+                    "No live prediction matches " + (what if what else "the selection") + " in "
+                    + ", ".join(map(repr, chosen)) + "; nothing was written.",
+                    _filter_hint(conn, chosen) if filters
+                    else "The selected datasets have no live predictions with arrays.",
+                )
+
+            notes: list[str] = []
+            for p in plans:
+                if p.source is None:
+                    notes.append(f"{p.name}: no array file, skipped.")
+                elif p.rows == 0:
+                    notes.append(f"{p.name}: no live prediction matches the filters, skipped.")
+
+            info = {
+                EXPORT_INFO_KEY: json.dumps({
+                    "exported_at": utc_now(), "workspace": root.name, "filters": filters,
+                    "nirs4all": _nirs4all_version(), "n4a_widgets": _our_version(),
+                }),
+            }
+            total_work = sum(p.source_rows for p in to_write) or 1
+            done = [0]
+            current = [""]
+
+            def tick(rows: int) -> None:
+                done[0] += rows
+                check_cancel()
+                report_progress(0.02 + 0.96 * done[0] / total_work,
+                                f"Writing {current[0]} ({done[0]}/{total_work} rows)")
+
             written: list[tuple[_DatasetPlan, Path, str]] = []
             for plan in to_write:
                 check_cancel()
                 current[0] = plan.name
-                folder = target.final if target.format == "folder" else target.final.parent
-                tmp = scratch.temp_name(folder, plan.file_name)
-                assert plan.source is not None
-                if plan.parquet is None:
-                    plan.parquet = _open_parquet(plan.source)
-                meta = _Metadata(conn, skip=set(plan.parquet.schema_arrow.names))
-                method = _write_one(plan, meta, tmp, info, tick)
+                splice = early.get(plan.name)  # stays in ``early`` until done: an error aborts it
+                tmp = splice.out if splice is not None else scratch.temp_name(folder, plan.file_name)
+                assert plan.source is not None and plan.schema is not None
+                meta = _Metadata(conn, skip=set(plan.schema.names))
+                method = _write_one(plan, meta, tmp, info, tick, splice)
+                early.pop(plan.name, None)
                 written.append((plan, tmp, method))
             check_cancel()
             report_progress(0.99, "Publishing")
             files = _publish(target, written, scratch, overwrite)
-        except OperationCancelledError:
+        except BaseException as exc:
+            for pending in early.values():
+                pending.abort()
             scratch.discard()
-            raise
-        except WorkspaceError:
-            scratch.discard()
-            raise
-        except OSError as exc:
-            scratch.discard()
-            raise _map_write_error(exc, target.final) from exc
-        except BaseException:
-            scratch.discard()
+            if isinstance(exc, OSError) and not isinstance(exc, WorkspaceError):
+                raise _map_write_error(exc, target.final) from exc
             raise
 
     report_progress(1.0, "Done")
@@ -953,12 +1055,23 @@ def export_predictions(
     )
 
 
+def _start_splice(source: Path, tmp: Path) -> Splice | None:
+    """Start copying ``source`` into ``tmp`` before the rows are selected; None if it cannot start
+    (an unreadable source: the row selection then reports it properly)."""
+    from .parquet_splice import Splice, SpliceUnsupported
+
+    try:
+        return Splice(source, tmp)
+    except (SpliceUnsupported, OSError):
+        return None  # nothing was created: the temporary file is created last
+
+
 def _write_one(plan: _DatasetPlan, meta: _Metadata, tmp: Path, info: dict[str, str],
-               tick: Callable[[int], None]) -> str:
-    """Write one dataset to ``tmp``; returns the method used."""
+               tick: Callable[[int], None], splice: Splice | None = None) -> str:
+    """Write one dataset to ``tmp`` (``splice``: a copy of it already started there); returns the method used."""
     if not plan.needs_filtering:
         try:
-            _write_copy(plan, meta, tmp, info)
+            _write_copy(plan, meta, tmp, info, splice)
             tick(plan.source_rows)
             return "copy"
         except OperationCancelledError:
@@ -966,7 +1079,12 @@ def _write_one(plan: _DatasetPlan, meta: _Metadata, tmp: Path, info: dict[str, s
         except Exception as exc:  # noqa: BLE001 - any surprise in the fast path: use the rewrite
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise
+            if splice is not None:
+                splice.abort()
             tmp.unlink(missing_ok=True)
+    elif splice is not None:
+        splice.abort()
+        tmp.unlink(missing_ok=True)
     _write_rewrite(plan, meta, tmp, info, tick)
     return "rewrite"
 

@@ -32,6 +32,9 @@ MAGIC = b"PAR1"
 T_STOP, T_TRUE, T_FALSE, T_BYTE, T_I16, T_I32, T_I64 = range(7)
 T_DOUBLE, T_BINARY, T_LIST, T_SET, T_MAP, T_STRUCT, T_UUID = range(7, 14)
 
+#: In a decoding plan: keep the list's struct elements as encoded bytes (``RawStruct``).
+RAW = object()
+
 
 class SpliceUnsupported(Exception):
     """The file cannot be spliced safely; use the streaming rewrite."""
@@ -62,6 +65,14 @@ class TMap:
     key_type: int
     value_type: int
     items: list[tuple[Any, Any]]
+
+
+@dataclass
+class RawStruct:
+    """A struct kept as its encoded bytes (written back verbatim); ``field_ids`` are its top-level fields."""
+
+    data: bytes
+    field_ids: frozenset[int]
 
 
 # ---------------------------------------------------------------- decoding
@@ -127,7 +138,9 @@ class _Reader:
             return self.struct()
         raise SpliceUnsupported(f"unknown Thrift type {ttype}")
 
-    def struct(self) -> TStruct:
+    def struct(self, plan: dict[int, Any] | None = None) -> TStruct:
+        """Decode a struct; ``plan`` maps a list field to ``RAW`` (keep its struct elements as bytes)
+        or to the plan of its struct elements."""
         out = TStruct()
         last = 0
         while True:
@@ -140,14 +153,85 @@ class _Reader:
             last = fid
             if ttype in (T_TRUE, T_FALSE):
                 out.fields[fid] = (ttype, ttype == T_TRUE)
+            elif plan is not None and fid in plan and ttype == T_LIST:
+                out.fields[fid] = (ttype, self.planned_list(plan[fid]))
             else:
                 out.fields[fid] = (ttype, self.value(ttype))
 
+    def planned_list(self, plan: Any) -> TList:
+        head = self.byte()
+        size, elem = head >> 4, head & 0x0F
+        if size == 15:
+            size = self.varint()
+        if elem != T_STRUCT:
+            return TList(elem, [self.value(elem) for _ in range(size)])
+        if plan is RAW:
+            return TList(elem, [self.raw_struct() for _ in range(size)])
+        return TList(elem, [self.struct(plan) for _ in range(size)])
 
-def decode(data: bytes) -> TStruct:
-    """Decode one compact-protocol struct (a Parquet footer)."""
+    def raw_struct(self) -> RawStruct:
+        start = self.pos
+        ids = self.skip_struct()
+        return RawStruct(self.data[start:self.pos], frozenset(ids))
+
+    def skip_struct(self) -> list[int]:
+        """Move past a struct without building it; returns its top-level field ids."""
+        data = self.data
+        ids: list[int] = []
+        last = 0
+        while True:
+            head = data[self.pos]
+            self.pos += 1
+            ttype = head & 0x0F
+            if ttype == T_STOP:
+                return ids
+            delta = head >> 4
+            last = last + delta if delta else self.zigzag()
+            ids.append(last)
+            if ttype not in (T_TRUE, T_FALSE):
+                self.skip(ttype)
+
+    def skip(self, ttype: int) -> None:
+        data = self.data
+        if ttype in (T_I16, T_I32, T_I64):
+            while data[self.pos] & 0x80:
+                self.pos += 1
+            self.pos += 1
+        elif ttype == T_BINARY:
+            length = self.varint()  # not ``self.pos += self.varint()``: that adds to the old position
+            self.pos += length
+        elif ttype in (T_TRUE, T_FALSE, T_BYTE):
+            self.pos += 1
+        elif ttype == T_DOUBLE:
+            self.pos += 8
+        elif ttype == T_UUID:
+            self.pos += 16
+        elif ttype == T_STRUCT:
+            self.skip_struct()
+        elif ttype in (T_LIST, T_SET):
+            head = self.byte()
+            size, elem = head >> 4, head & 0x0F
+            if size == 15:
+                size = self.varint()
+            for _ in range(size):
+                self.skip(elem)
+        elif ttype == T_MAP:
+            size = self.varint()
+            if size:
+                kv = self.byte()
+                for _ in range(size):
+                    self.skip(kv >> 4)
+                    self.skip(kv & 0x0F)
+        else:
+            raise SpliceUnsupported(f"unknown Thrift type {ttype}")
+        if self.pos > len(data):
+            raise SpliceUnsupported("truncated footer")
+
+
+def decode(data: bytes, plan: dict[int, Any] | None = None) -> TStruct:
+    """Decode one compact-protocol struct (a Parquet footer); see ``_Reader.struct`` for ``plan``."""
     try:
-        return _Reader(data).struct()
+        return _Reader(data).struct(plan)
     except IndexError as exc:
         raise SpliceUnsupported("truncated footer") from exc
 
@@ -195,7 +279,10 @@ def _value(out: io.BytesIO, ttype: int, value: Any) -> None:
                 _value(out, value.key_type, k)
                 _value(out, value.value_type, v)
     elif ttype == T_STRUCT:
-        _struct(out, value)
+        if isinstance(value, RawStruct):
+            out.write(value.data)
+        else:
+            _struct(out, value)
     else:
         raise SpliceUnsupported(f"unknown Thrift type {ttype}")
 
@@ -271,6 +358,10 @@ CMD_DATA_PAGE, CMD_INDEX_PAGE, CMD_DICT_PAGE, CMD_BLOOM = 9, 10, 11, 14
 SE_NUM_CHILDREN = 5
 KV_KEY = 1
 
+#: How ``splice_columns`` decodes the source footer: its column chunks (most of the footer: offsets,
+#: statistics, encodings) and column orders are copied verbatim, never rebuilt.
+SOURCE_FOOTER_PLAN: dict[int, Any] = {FM_ROW_GROUPS: {RG_COLUMNS: RAW}, FM_COLUMN_ORDERS: RAW}
+
 
 def _shift_chunk(chunk: TStruct, shift: int) -> None:
     for fid in (CC_FILE_OFFSET, CC_OFFSET_INDEX_OFFSET, CC_COLUMN_INDEX_OFFSET):
@@ -291,7 +382,8 @@ def _check_plain(meta: TStruct) -> None:
         raise SpliceUnsupported("encrypted file")
     for rg in meta.get(FM_ROW_GROUPS, TList(T_STRUCT, [])).items:
         for chunk in rg.get(RG_COLUMNS).items:
-            if CC_FILE_PATH in chunk.fields or CC_CRYPTO in chunk.fields or CC_ENCRYPTED_META in chunk.fields:
+            ids = chunk.field_ids if isinstance(chunk, RawStruct) else chunk.fields
+            if CC_FILE_PATH in ids or CC_CRYPTO in ids or CC_ENCRYPTED_META in ids:
                 raise SpliceUnsupported("column data in another file or encrypted")
 
 
@@ -383,6 +475,85 @@ def _copy_range(src_fd: int, dst_fd: int, count: int, stop: threading.Event | No
         offset += len(chunk)
 
 
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> int:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+    return offset
+
+
+class Splice:
+    """One splice in progress: the kernel starts copying the source's column chunks at construction.
+
+    ``finish(make_extra, key_values)`` decodes the source footer, builds the
+    extra columns and writes them and the merged footer *behind* the region
+    being copied (``os.pwrite``), all while the copy runs; it then waits for
+    the copy.  ``abort()`` stops the copy (the caller removes ``out``).
+    Starting early lets the caller overlap its own work (row selection) with
+    the copy, and give up if it turns out a rewrite is needed.
+    """
+
+    def __init__(self, source: Path, out: Path) -> None:
+        self.source, self.out = source, out
+        self._src = open(source, "rb")  # noqa: SIM115 - closed by close()
+        self._fd = -1
+        try:
+            self.footer_start, self.footer_length = footer_location(self._src.fileno(), os.fstat(
+                self._src.fileno()).st_size)
+            self._fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except BaseException:
+            self._src.close()
+            raise
+        self._stop = threading.Event()
+        self._failure: list[BaseException] = []
+        self._worker = threading.Thread(target=self._copy, name="n4a-export-copy", daemon=True)
+        self._worker.start()
+
+    def _copy(self) -> None:
+        try:
+            _copy_range(self._src.fileno(), self._fd, self.footer_start, self._stop)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            self._failure.append(exc)
+
+    def finish(self, make_extra: Callable[[], bytes], key_values: dict[str, str]) -> int:
+        """Complete ``out`` (see the class docstring); returns its size.  Closes the splice either way."""
+        try:
+            footer_bytes = os.pread(self._src.fileno(), self.footer_length, self.footer_start)
+            if len(footer_bytes) != self.footer_length:
+                raise SpliceUnsupported("truncated footer")
+            src_meta = decode(footer_bytes, SOURCE_FOOTER_PLAN)
+            _check_plain(src_meta)
+            extra_parquet = make_extra()
+            extra_meta, extra_footer_start = read_footer(io.BytesIO(extra_parquet), len(extra_parquet))
+            footer = encode(merge_footers(src_meta, extra_meta, self.footer_start - 4, key_values))
+            offset = self.footer_start
+            for part in (memoryview(extra_parquet)[4:extra_footer_start], footer, struct.pack("<I", len(footer)),
+                         MAGIC):
+                offset = _pwrite_all(self._fd, part, offset)
+            self._worker.join()
+            if self._failure:
+                raise self._failure[0]
+            return os.fstat(self._fd).st_size
+        except BaseException:
+            self._stop.set()
+            raise
+        finally:
+            self.close()
+
+    def abort(self) -> None:
+        """Stop the copy and close the files (``out`` stays: the caller removes it)."""
+        self._stop.set()
+        self.close()
+
+    def close(self) -> None:
+        self._worker.join()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._src.close()
+
+
 def splice_columns(source: Path, make_extra: Callable[[], bytes], out: Path, key_values: dict[str, str]) -> int:
     """Write ``out`` = ``source``'s column chunks (copied) + the columns of ``make_extra()``; returns its size.
 
@@ -391,45 +562,4 @@ def splice_columns(source: Path, make_extra: Callable[[], bytes], out: Path, key
     thread from the start; the footer decoding and ``make_extra`` (the
     metadata query and its encoding) overlap the copy.
     """
-    size = source.stat().st_size
-    with open(source, "rb") as f:
-        src_fd = f.fileno()
-        src_footer_start, footer_length = footer_location(src_fd, size)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            failure: list[BaseException] = []
-            stop = threading.Event()
-
-            def copy() -> None:
-                try:
-                    _copy_range(src_fd, fd, src_footer_start, stop)
-                except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-                    failure.append(exc)
-
-            worker = threading.Thread(target=copy, name="n4a-export-copy", daemon=True)
-            worker.start()
-            try:
-                footer_bytes = os.pread(src_fd, footer_length, src_footer_start)
-                if len(footer_bytes) != footer_length:
-                    raise SpliceUnsupported("truncated footer")
-                src_meta = decode(footer_bytes)
-                _check_plain(src_meta)
-                extra_parquet = make_extra()
-            except BaseException:
-                stop.set()
-                raise
-            finally:
-                worker.join()
-            if failure:
-                raise failure[0]
-            extra_meta, extra_footer_start = read_footer(io.BytesIO(extra_parquet), len(extra_parquet))
-            extra_body = memoryview(extra_parquet)[4:extra_footer_start]
-            footer = encode(merge_footers(src_meta, extra_meta, src_footer_start - 4, key_values))
-            os.lseek(fd, src_footer_start, os.SEEK_SET)
-            for part in (extra_body, footer, struct.pack("<I", len(footer)), MAGIC):
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-    return out.stat().st_size
+    return Splice(source, out).finish(make_extra, key_values)
