@@ -13,11 +13,11 @@ const choices = {
 };
 
 const report = {
-  dest: "/home/u/out.zip", format: "zip", total_rows: 64, total_bytes: 4096, duration_seconds: 0.2,
+  dest: "/data/u/out.zip", format: "zip", total_rows: 64, total_bytes: 4096, duration_seconds: 0.2,
   excluded_tombstoned: 4,
   files: [
-    { dataset: "corn moisture", path: "/home/u/out.zip", rows: 34, bytes: 2048, member: "corn_moisture.parquet" },
-    { dataset: "tablets", path: "/home/u/out.zip", rows: 30, bytes: 2048, member: "tablets.parquet" },
+    { dataset: "corn moisture", path: "/data/u/out.zip", rows: 34, bytes: 2048, member: "corn_moisture.parquet" },
+    { dataset: "tablets", path: "/data/u/out.zip", rows: 30, bytes: 2048, member: "tablets.parquet" },
   ],
 };
 
@@ -25,7 +25,7 @@ function setup(traits = {}) {
   return mount(widget, {
     workspace_path: "/data/ws", state: "done", progress: 0, message: "", elapsed: 0, error: {}, job_name: "Refresh",
     report: {}, choices, selected: ["corn moisture", "tablets"], partition: "", model_name: "", fold_id: "",
-    dest: "", default_dest: "/home/u/ws_predictions.zip", export_format: "auto", overwrite: false, download_path: "",
+    dest: "", default_dest: "/data/u/ws_predictions.zip", export_format: "auto", overwrite: false, download_path: "",
     ...traits,
   });
 }
@@ -68,7 +68,7 @@ describe("ExportPicker", () => {
   it("sends Export with the form values and shows the placeholder", () => {
     const { el, model } = setup();
     const dest = el.querySelector("input[data-field=dest]");
-    expect(dest.placeholder).toBe("/home/u/ws_predictions.zip");
+    expect(dest.placeholder).toBe("/data/u/ws_predictions.zip");
     dest.value = "/tmp/x.zip";
     dest.dispatchEvent(new Event("change"));
     expect(model.get("dest")).toBe("/tmp/x.zip");
