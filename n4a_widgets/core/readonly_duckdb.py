@@ -26,7 +26,7 @@ def open_duckdb_readonly(db: Path) -> Iterator[Any]:
     # No memory_limit: a vector of long list columns (2048 rows x thousands of
     # values) needs hundreds of MB per thread, and a 512 MB pool ran out of
     # memory on a plain aggregate of a 1.25 GB legacy store (measured).
-    config = {"temp_directory": str(Path(tempfile.gettempdir()) / "n4a_widgets_duckdb_spill")}
+    config: dict[str, Any] = {"temp_directory": str(Path(tempfile.gettempdir()) / "n4a_widgets_duckdb_spill")}
     try:
         conn = duckdb.connect(str(db), read_only=True, config=config)
     except duckdb.Error as exc:
