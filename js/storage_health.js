@@ -55,10 +55,18 @@ function integrityLine(report) {
 
 /** @param {any} report */
 function datasetTable(report) {
-  const rows = (report.datasets || []).map((/** @type {any} */ d) => [
-    d.name, formatCount(d.prediction_count), formatBytes(d.parquet_size_bytes), formatCount(d.pending_tombstones),
+  const datasets = /** @type {any[]} */ (report.datasets || []);
+  const largest = Math.max(1, ...datasets.map((d) => d.parquet_size_bytes || 0));
+  // A bar per dataset, relative to the largest array file: sizes at a glance.
+  const sizeBar = (/** @type {number} */ bytes) => h("div", {
+    class: "n4a-hbar", "data-size-bar": String(bytes), title: formatBytes(bytes),
+    style: { width: `${Math.max(bytes > 0 ? 2 : 0, Math.round((100 * bytes) / largest))}%` },
+  });
+  const rows = datasets.map((d) => [
+    d.name, formatCount(d.prediction_count), formatBytes(d.parquet_size_bytes),
+    h("div", { class: "n4a-hbar-track" }, sizeBar(d.parquet_size_bytes || 0)), formatCount(d.pending_tombstones),
   ]);
-  const t = table(["Dataset", "Predictions", "Array file", "Pending deletes"], rows, { empty: "No datasets yet" });
+  const t = table(["Dataset", "Predictions", "Array file", "", "Pending deletes"], rows, { empty: "No datasets yet" });
   t.setAttribute("data-table", "datasets");
   return t;
 }

@@ -27,6 +27,9 @@ describe("StorageHealth", () => {
     const rows = el.querySelectorAll("[data-table=datasets] tbody tr");
     expect(rows.length).toBe(2);
     expect(rows[0].textContent).toContain("wheat protein");
+    // per-dataset size bars, relative to the largest file
+    const bars = [...el.querySelectorAll("[data-size-bar]")].map((b) => b.style.width);
+    expect(bars).toEqual(["100%", "50%"]);
     expect(el.querySelector("[data-integrity]").textContent).toContain("Healthy");
     expect(el.querySelector("[data-banner]").style.display).toBe("none");
   });
