@@ -41,11 +41,9 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def _hwm_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    from _measure import _proc_status_mb
+
+    return _proc_status_mb("VmHWM") or float("nan")
 
 
 def _child(side: str, target: str, sources: list[str]) -> None:
@@ -55,11 +53,9 @@ def _child(side: str, target: str, sources: list[str]) -> None:
 
     from n4a_widgets import Workspace
 
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    from _measure import _reset_peak
+
+    _reset_peak()  # peak RSS of this call only (a subprocess inherits its parent's)
     t0 = time.perf_counter()
     if side == "ours":
         ws = Workspace(target)
