@@ -124,7 +124,15 @@ class Workspace:
         *,
         cancel: threading.Event | None = None,
     ) -> QueryResult:
-        """Run one read-only SQL query over the metadata tables and ``arrays``."""
+        """Run one read-only SQL query over the metadata tables and ``arrays``.
+
+        Tables: those of ``store.sqlite`` (``predictions``, ``runs``, ...) and
+        ``arrays`` (live prediction arrays; join on ``prediction_id``).  Only a
+        single SELECT runs, in an engine with no file access; more than
+        ``limit`` rows sets ``truncated``; ``timeout_s`` stops it.  Returns a
+        ``QueryResult`` (``columns``, ``rows``, ``row_count``, ``truncated``);
+        raises ``QueryRejectedError`` or ``QueryTimeoutError``.
+        """
         from .sql import run_query
 
         return run_query(self, sql, limit=limit, timeout_s=timeout_s, cancel=cancel)
@@ -142,7 +150,15 @@ class Workspace:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> ExportReport:
-        """Write live predictions with their arrays to portable Parquet."""
+        """Write live predictions with their arrays to portable Parquet.
+
+        One self-describing file per dataset (arrays plus scores and run
+        context), a zip (``format="zip"``, or ``"auto"`` with several datasets)
+        or a folder.  Filters: ``datasets`` (by ``dataset_name``),
+        ``partition``, ``model_name``, ``fold_id``.  Deleted-but-not-compacted
+        rows never appear; files are written under a temporary name, then
+        renamed.  Read-only on the workspace.  Returns an ``ExportReport``.
+        """
         from .export import export_predictions
 
         return export_predictions(
@@ -181,7 +197,13 @@ class Workspace:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> CleanDeadLinksReport:
-        """Remove predictions without arrays and array rows without predictions."""
+        """Remove predictions without arrays and array rows without predictions.
+
+        ``dry_run=True`` (the default) changes nothing and returns the exact
+        plan with its ``plan_id``; pass that ``plan_id`` with
+        ``dry_run=False`` to execute it (``PlanChangedError`` if the workspace
+        changed since).  Returns a ``CleanDeadLinksReport``.
+        """
         from .maintenance import clean_dead_links
 
         return clean_dead_links(
@@ -201,7 +223,17 @@ class Workspace:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> RemoveBottomReport:
-        """Delete the worst ``fraction`` of predictions, ranked within each metric."""
+        """Delete the worst ``fraction`` of predictions, ranked within each metric.
+
+        Same ranking as nirs4all's ``Predictions.remove_bottom``: rows of
+        ``partition`` (and ``dataset_name`` if given) are ranked by ``metric``
+        separately per stored metric (rmse lower-is-better, accuracy
+        higher-is-better), ``int(n * fraction)`` per group.  ``dry_run=True``
+        returns the plan (``removed``, ``remaining``, ``prediction_ids``,
+        thresholds, ``plan_id``) without changing anything; execute it with
+        ``dry_run=False, plan_id=...``.  Deletes are batched (one transaction,
+        one compaction).  Returns a ``RemoveBottomReport``.
+        """
         from .maintenance import remove_bottom
 
         return remove_bottom(
@@ -220,7 +252,17 @@ class Workspace:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> MigrationReport:
-        """Convert a legacy store into the current format, never in place."""
+        """Convert a legacy store into the current format, never in place.
+
+        Builds the new workspace in a staging folder beside this one, verifies
+        every prediction, score and array value, then publishes: into
+        ``output`` (this workspace untouched) or, by default, under this name
+        with the original kept as ``<name>.legacy-<timestamp>``.  An
+        interrupted migration (``status().storage_mode == "mid_migration"``)
+        is resumed (``action="auto"``/``"resume"``) or undone
+        (``action="rollback"``).  ``dry_run=True`` writes nothing and returns
+        the plan.  Returns a ``MigrationReport``.
+        """
         from .migration import migrate
 
         return migrate(self, dry_run=dry_run, output=output, action=action, progress=progress, cancel=cancel)
@@ -236,7 +278,15 @@ class Workspace:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> MergeReport:
-        """Merge predictions of ``sources`` into this workspace (the target)."""
+        """Merge predictions of ``sources`` into this workspace (the target).
+
+        Same conflict key and strategies as nirs4all's
+        ``Predictions.merge_stores`` (``keep_best``, ``keep_existing``,
+        ``overwrite``), batched.  Sources are only read and must be
+        current-format workspaces.  ``dry_run=True`` returns the exact plan
+        (``added``, ``removed``, conflicts per source, ``plan_id``); execute it
+        with ``dry_run=False, plan_id=...``.  Returns a ``MergeReport``.
+        """
         from .merge import merge
 
         return merge(
