@@ -101,3 +101,14 @@ def open_notebook(page: Any, base_url: str, relpath: str) -> NotebookPage:
     nb = NotebookPage(page)
     nb.wait_kernel_idle()
     return nb
+
+
+def show_widget(page: Any, server: Any, name: str, cells: list[str], css_class: str) -> tuple[NotebookPage, Any]:
+    """Write notebook ``name`` under the server root, open it, run its first
+    cell (which displays a widget) and return the page and the visible widget root."""
+    write_notebook(server.root / name, cells)
+    nb = open_notebook(page, server.base_url, name)
+    nb.run_cell(0)
+    widget = nb.widget(css_class)
+    widget.wait_for(state="visible")
+    return nb, widget

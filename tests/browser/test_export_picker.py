@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jlab import open_notebook, write_notebook
+from jlab import show_widget
 
 
 def test_export_picker_in_jupyterlab(jupyter_server, page, demo_master: Path, served_copy) -> None:
@@ -13,14 +13,10 @@ def test_export_picker_in_jupyterlab(jupyter_server, page, demo_master: Path, se
     ws_rel = served_copy(demo_master, "ws_export")
     out = jupyter_server.root / "tablets val.parquet"
     out.unlink(missing_ok=True)
-    write_notebook(jupyter_server.root / "export.ipynb", [
+    nb, widget = show_widget(page, jupyter_server, "export.ipynb", [
         f"from n4a_widgets import ExportPicker\nw = ExportPicker({ws_rel!r})\nw",
         "print('WAITED', w.wait(60), w.state, w.report.get('total_rows'), repr(w.download_path))",
-    ])
-    nb = open_notebook(page, jupyter_server.base_url, "export.ipynb")
-    nb.run_cell(0)
-    widget = nb.widget("n4a-export-picker")
-    widget.wait_for(state="visible")
+    ], "n4a-export-picker")
     boxes = widget.locator("input[data-dataset]")
     boxes.first.wait_for()
     assert boxes.count() == 3

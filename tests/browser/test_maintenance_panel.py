@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jlab import open_notebook, write_notebook
+from jlab import show_widget
 
 pytestmark = pytest.mark.browser
 
@@ -17,17 +17,10 @@ def test_remove_bottom_preview_then_confirm(jupyter_server, page, demo_master: P
     ws_rel = served_copy(demo_master, "ws_maint")
     root = jupyter_server.root / ws_rel
     before = prediction_ids(root)
-    write_notebook(
-        jupyter_server.root / "maint.ipynb",
-        [
-            f"from n4a_widgets import MaintenancePanel\nw = MaintenancePanel({ws_rel!r})\nw",
-            "print('WAITED', w.wait(60), w.state, w.last_action, w.report.get('removed'), w.preview == {})",
-        ],
-    )
-    nb = open_notebook(page, jupyter_server.base_url, "maint.ipynb")
-    nb.run_cell(0)
-    widget = nb.widget("n4a-maintenance-panel")
-    widget.wait_for(state="visible")
+    nb, widget = show_widget(page, jupyter_server, "maint.ipynb", [
+        f"from n4a_widgets import MaintenancePanel\nw = MaintenancePanel({ws_rel!r})\nw",
+        "print('WAITED', w.wait(60), w.state, w.last_action, w.report.get('removed'), w.preview == {})",
+    ], "n4a-maintenance-panel")
 
     # Histogram drawn from the workspace; the cut line follows the slider.
     hist = widget.locator("[data-histogram]")

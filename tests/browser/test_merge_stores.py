@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from jlab import open_notebook, write_notebook
+from jlab import show_widget
 
 
 def test_merge_stores_preview_then_confirm(jupyter_server, page, demo_master: Path) -> None:
@@ -24,14 +24,10 @@ def test_merge_stores_preview_then_confirm(jupyter_server, page, demo_master: Pa
     expected = Workspace(target).merge([source], on_conflict="overwrite").to_dict()
     assert expected["added"] > 0 and expected["conflicts"] > 0 and expected["removed"] > 0
 
-    write_notebook(jupyter_server.root / "merge.ipynb", [
+    nb, widget = show_widget(page, jupyter_server, "merge.ipynb", [
         "from n4a_widgets import MergeStores\nw = MergeStores('team/target')\nw",
         "print('WAITED', w.wait(120), w.state, w.report.get('added'), w.report.get('removed'))",
-    ])
-    nb = open_notebook(page, jupyter_server.base_url, "merge.ipynb")
-    nb.run_cell(0)
-    widget = nb.widget("n4a-merge-stores")
-    widget.wait_for(state="visible")
+    ], "n4a-merge-stores")
 
     # The sibling list offers lab_b: one click adds it as a source.
     widget.locator("[data-list=siblings] [data-action=add_sibling]").first.wait_for()

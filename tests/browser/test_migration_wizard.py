@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from helpers import LEGACY_FIXTURES, tree_hash
-from jlab import open_notebook, write_notebook
+from jlab import show_widget
 
 
 def test_migration_wizard_dry_run_then_migrate(jupyter_server, page, served_copy) -> None:
     ws_rel = served_copy(LEGACY_FIXTURES / "v0_8_0_duckdb_sidecars", "legacy_ws")
     source_hash = tree_hash(jupyter_server.root / ws_rel)
-    write_notebook(jupyter_server.root / "migrate.ipynb", [
+    nb, widget = show_widget(page, jupyter_server, "migrate.ipynb", [
         f"from n4a_widgets import MigrationWizard, Workspace\nw = MigrationWizard({ws_rel!r})\nw",
         "w.wait()\nr = w.report\nprint('RESULT', w.state, Workspace(" + repr(ws_rel) + ").status().storage_mode,"
         " r.get('verification_passed'), r.get('backup_path'))",
-    ])
-    nb = open_notebook(page, jupyter_server.base_url, "migrate.ipynb")
-    nb.run_cell(0)
-    widget = nb.widget("n4a-migration-wizard")
-    widget.wait_for(state="visible")
+    ], "n4a-migration-wizard")
     assert widget.locator(".n4a-badge").first.inner_text() == "Legacy"
     assert widget.locator("[data-banner]").is_visible()
 

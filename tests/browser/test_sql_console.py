@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import tree_hash
-from jlab import open_notebook, write_notebook
+from jlab import show_widget
 
 JOIN_SQL = (
     "SELECT p.prediction_id, p.dataset_name, p.partition, p.val_score, a.y_pred "
@@ -23,14 +23,10 @@ def test_sql_console_join_paging_and_refusal(jupyter_server, page, demo_master: 
     expected = Workspace(ws).query(JOIN_SQL, limit=100_000)
     n = expected.row_count
     assert n > PAGE_SIZE and not expected.truncated
-    write_notebook(jupyter_server.root / "sql.ipynb", [
+    nb, widget = show_widget(page, jupyter_server, "sql.ipynb", [
         f"from n4a_widgets import SqlConsole\nw = SqlConsole({ws_rel!r}, page_size={PAGE_SIZE})\nw",
         "print('STATE', w.state, w.report.get('row_count'), w.page, (w.error or {}).get('type'))",
-    ])
-    nb = open_notebook(page, jupyter_server.base_url, "sql.ipynb")
-    nb.run_cell(0)
-    widget = nb.widget("n4a-sql-console")
-    widget.wait_for(state="visible")
+    ], "n4a-sql-console")
     widget.locator("[data-section=schema] [data-table-name=arrays]").wait_for()
 
     # Type the join into the editor and run it with Ctrl+Enter.

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jlab import open_notebook, write_notebook
+from jlab import open_notebook, show_widget, write_notebook
 
 
-def _notebook(server, ws_rel: str, name: str) -> str:
-    write_notebook(server.root / name, [
+def _cells(ws_rel: str) -> list[str]:
+    return [
         f"from n4a_widgets import StorageHealth\nw = StorageHealth({ws_rel!r})\nw",
         "print('WAITED', w.wait(60), w.state, w.report.get('total_predictions'), w.report.get('deep'))",
-    ])
-    return name
+    ]
 
 
 def test_storage_health_in_jupyterlab(jupyter_server, page, demo_master: Path, served_copy) -> None:
@@ -20,10 +19,7 @@ def test_storage_health_in_jupyterlab(jupyter_server, page, demo_master: Path, s
 
     ws_rel = served_copy(demo_master, "ws_health")
     expected = Workspace(jupyter_server.root / ws_rel).health()
-    nb = open_notebook(page, jupyter_server.base_url, _notebook(jupyter_server, ws_rel, "health.ipynb"))
-    nb.run_cell(0)
-    widget = nb.widget("n4a-storage-health")
-    widget.wait_for(state="visible")
+    nb, widget = show_widget(page, jupyter_server, "health.ipynb", _cells(ws_rel), "n4a-storage-health")
     assert "WAITED True done" in nb.run_python(1)
 
     assert widget.locator(".n4a-badge").first.inner_text() == "Migrated"
@@ -58,10 +54,7 @@ def test_storage_health_shows_problems_and_dark_theme(jupyter_server, page, demo
     broken.write_bytes(broken.read_bytes()[:100])
     jupyter_server.set_theme("JupyterLab Dark")
     try:
-        nb = open_notebook(page, jupyter_server.base_url, _notebook(jupyter_server, ws_rel, "broken.ipynb"))
-        nb.run_cell(0)
-        widget = nb.widget("n4a-storage-health")
-        widget.wait_for(state="visible")
+        nb, widget = show_widget(page, jupyter_server, "broken.ipynb", _cells(ws_rel), "n4a-storage-health")
         nb.run_python(1)
         line = widget.locator("[data-integrity]").inner_text()
         assert "tablets.parquet" in line and "corrupt" in line
