@@ -17,21 +17,36 @@ from . import layout
 
 def array_store_readonly(root: Path) -> Any:
     """nirs4all's ``ArrayStore`` in read-only mode (creates nothing on disk)."""
-    from nirs4all.pipeline.storage.array_store import ArrayStore
+    from .nirs4all_api import array_store
 
-    return ArrayStore(root, read_only=True)
+    return array_store(root, read_only=True)
 
 
 def parquet_path_for(root: Path, dataset_name: str) -> Path:
     """The file nirs4all uses for ``dataset_name`` (names are sanitized)."""
-    return Path(array_store_readonly(root)._parquet_path(dataset_name))
+    from .nirs4all_api import array_file_path
+
+    return array_file_path(root, dataset_name)
 
 
 def read_tombstones(root: Path) -> dict[str, str]:
     """Pending deletes ``{prediction_id: timestamp}`` (empty when none)."""
     if not (root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE).exists():
         return {}
-    return dict(array_store_readonly(root)._read_tombstones())
+    from .nirs4all_api import read_tombstones as read
+
+    return read(root)
+
+
+def live_prediction_ids(root: Path, dataset_name: str | None = None) -> set[str]:
+    """Ids of the predictions in ``store.sqlite`` (read-only), optionally of one dataset."""
+    from .readonly_sqlite import open_readonly
+
+    with open_readonly(root / layout.STORE_SQLITE) as conn:
+        if dataset_name is None:
+            return {str(r[0]) for r in conn.execute("SELECT prediction_id FROM predictions")}
+        rows = conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", [dataset_name])
+        return {str(r[0]) for r in rows}
 
 
 @dataclass

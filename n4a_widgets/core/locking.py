@@ -144,12 +144,14 @@ class WorkspaceLock:
         self.release()
 
 
-def arrays_lock_held(root: Path) -> bool:
-    """True while a nirs4all process holds ``arrays/.lock`` (it is writing arrays)."""
-    lock_file = root / layout.ARRAYS_DIR / layout.ARRAYS_LOCK_FILE
-    if fcntl is None or not lock_file.exists():
+def flock_held(path: Path) -> bool:
+    """True while some process holds a flock on ``path`` (a non-blocking, read-only probe)."""
+    if fcntl is None:  # pragma: no cover - Windows: assume held, never guess "free"
+        return path.exists()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return False
-    fd = os.open(lock_file, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -159,6 +161,11 @@ def arrays_lock_held(root: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def arrays_lock_held(root: Path) -> bool:
+    """True while a nirs4all process holds ``arrays/.lock`` (it is writing arrays)."""
+    return flock_held(root / layout.ARRAYS_DIR / layout.ARRAYS_LOCK_FILE)
 
 
 @contextlib.contextmanager

@@ -685,7 +685,9 @@ def _count_predictions(root: Path) -> int:
 
 def _live_ids(store: Any, dataset: str) -> set[str]:
     """The target's ids for ``dataset`` on the store's own connection (inside its transaction)."""
-    conn = store._ensure_open()  # private: guarded by tests/test_merge_nirs4all_api.py
+    from .nirs4all_api import store_connection
+
+    conn = store_connection(store)
     return {r[0] for r in conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", [dataset])}
 
 
@@ -703,9 +705,9 @@ def _load_arrays(root: Path, dataset: str, ids: list[str]) -> dict[str, dict[str
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from nirs4all.data._predictions.target_codec import decode_target_array
 
     from .arrays_readonly import parquet_path_for
+    from .nirs4all_api import decode_target_array
 
     path = parquet_path_for(root, dataset)
     if not ids or not path.exists():
@@ -866,8 +868,9 @@ def _write_dataset(
         step("Writing arrays")
         store.array_store.save_batch(records)
         if write.removes:
-            # private: one SQLite statement + one tombstone write (guarded by tests)
-            store._delete_predictions_matching(prediction_ids=list(write.removes))
+            from .nirs4all_api import delete_predictions
+
+            delete_predictions(store, list(write.removes))
         step("Committing")
 
 
@@ -1009,7 +1012,9 @@ def _execute(
         raise _busy(target, exc) from exc
     try:
         # Deletes must not trigger nirs4all's automatic compaction mid-batch; we compact once at the end.
-        store.AUTO_COMPACT_TOMBSTONE_THRESHOLD = 1 << 62
+        from .nirs4all_api import analyze, defer_auto_compaction
+
+        defer_auto_compaction(store)
         analyzed_at = -1
         touched: set[str] = set()
         for index, write in enumerate(writes):
@@ -1031,8 +1036,7 @@ def _execute(
             if write.removes and done > 2 * analyzed_at:
                 # The delete re-runs update_chain_summary for each touched chain; SQLite plans its query
                 # badly without fresh statistics (field notes: 29 ms a chain at 100k).  Private call, guarded.
-                store._execute_with_retry("PRAGMA analysis_limit=1000")
-                store._execute_with_retry("ANALYZE")
+                analyze(store)
                 analyzed_at = max(done, 1)
             try:
                 _write_dataset(store, write, ds_expected, on_conflict, records, step)

@@ -228,23 +228,14 @@ def _lock_marker(source: Path) -> Path:
 
 def _check_not_busy(source: Path) -> None:
     """Refuse while a nirs4all run or one of our jobs writes to the source (read-only probes)."""
+    from .guard import job_lock_holder
     from .locking import arrays_lock_held
 
     if source.is_dir() and arrays_lock_held(source):
         raise WorkspaceBusyError(f"nirs4all is writing arrays in {source}.")
-    marker = source / layout.JOB_LOCK_FILE
-    if marker.is_file():
-        import fcntl
-
-        fd = os.open(marker, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError as exc:
-                raise WorkspaceBusyError(f"Another n4a_widgets job is running on {source}.") from exc
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    held = job_lock_holder(source) if source.is_dir() else None
+    if held:
+        raise WorkspaceBusyError(held)
 
 
 class _Cancelled(Exception):
@@ -605,9 +596,9 @@ def _build_convert(run: _Run, reader: LegacyReader, staging: Path, skip: set[str
         run.report_progress(0.68, "Chain summaries")
         chain_ids = list(id_map["chains"].values())
         if chain_ids:
-            conn = store._ensure_open()  # private: guarded by tests/test_migration.py
-            conn.execute("PRAGMA analysis_limit=1000")
-            conn.execute("ANALYZE")
+            from .nirs4all_api import analyze
+
+            analyze(store)
             store.bulk_update_chain_summaries(chain_ids)
     finally:
         store.close()

@@ -68,9 +68,9 @@ def parse_json(value: Any) -> Any:
 
 def sanitize_dataset_filename(name: str) -> str:
     """nirs4all's file name for a dataset's array file (same rule since 0.8.0)."""
-    from nirs4all.pipeline.storage.array_store import _sanitize_dataset_filename
+    from .nirs4all_api import sanitize_dataset_filename as sanitize
 
-    return str(_sanitize_dataset_filename(name))
+    return sanitize(name)
 
 
 # ----------------------------------------------------------------- arrays
@@ -123,7 +123,7 @@ def arrays_from_batch(batch: Any) -> list[dict[str, Any]]:
                     row[field] = row[field].reshape(shape)
         for field, label_values in labels.items():
             if label_values[i] is not None:
-                from nirs4all.data._predictions.target_codec import decode_target_array
+                from .nirs4all_api import decode_target_array
 
                 row[field] = decode_target_array(
                     {field: None, f"{field}_labels": label_values[i], "task_type": task[i] if task else None}, field

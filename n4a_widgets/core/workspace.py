@@ -88,6 +88,15 @@ class Workspace:
 
     # ------------------------------------------------------------------ reads
 
+    def busy_reason(self) -> str | None:
+        """Why a write would be refused right now (another job, a nirs4all run), or None.
+
+        Read-only: takes no lock.  Widgets ask this to disable their buttons.
+        """
+        from .guard import busy_reason
+
+        return busy_reason(self.path)
+
     def status(self) -> StorageStatus:
         """Which storage format is on disk and whether it needs a migration."""
         from .status import detect_status

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -113,24 +112,11 @@ class MaintenancePanel(WorkspaceWidget):
         self.busy_reason = self._busy_reason()
 
     def _busy_reason(self) -> str:
-        from ..core.locking import WorkspaceLock, describe_holder
-        from ..core.writers import detect_writers
-
         assert self.workspace is not None
-        root = self.workspace.path
-        for job in jobs.active_jobs(root):
+        for job in jobs.active_jobs(self.workspace.path):
             if job is not self._job and job.writes:
                 return f"'{job.name}' is running on this workspace in this kernel."
-        lock = WorkspaceLock(root, "")
-        holder = lock.read_holder()
-        if holder is not None and holder.pid != os.getpid() and _flock_held(lock.marker):
-            stale = " (its process no longer exists: stale, use force=True)" if holder.alive is False else ""
-            return f"Another job holds the workspace: {describe_holder(holder)}{stale}."
-        try:
-            seen = detect_writers(root)
-        except WorkspaceError:
-            return ""
-        return "" if seen.idle else f"A nirs4all run may be writing: {seen.describe()}."
+        return self.workspace.busy_reason() or ""
 
     # ------------------------------------------------------------ actions
 
@@ -262,24 +248,3 @@ class MaintenancePanel(WorkspaceWidget):
         job = self._run(name, work, writes=True, on_result=lambda r: self._after_change(operation, r))
         self.preview = {}
         return job
-
-
-def _flock_held(path: pathlib.Path) -> bool:
-    """True when some process holds the job lock file (a non-blocking probe)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return True
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
