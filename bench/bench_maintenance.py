@@ -88,7 +88,7 @@ def child(op: str, path: str) -> None:
         from n4a_widgets import Workspace
 
         t0 = time.perf_counter()
-        rep = Workspace(ws).compact()
+        rep = Workspace(ws).compact(dry_run=False)
         out = {"seconds": time.perf_counter() - t0, "rows_removed": rep.rows_removed}
     elif op == "theirs_compact":
         import nirs4all.pipeline.storage  # noqa: F401

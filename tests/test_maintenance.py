@@ -238,7 +238,7 @@ def _make_dead_links(ws: Path) -> tuple[str, str]:
 
 def test_clean_dead_links_dry_run_equals_real_run(demo_ws: Path) -> None:
     ws = Workspace(demo_ws)
-    ws.compact()
+    ws.compact(dry_run=False)
     meta_orphan, array_orphan = _make_dead_links(demo_ws)
     health = ws.health()
     assert health.orphan_metadata_count == 1 and health.orphan_array_count == 1
@@ -280,7 +280,7 @@ def test_compact_dry_run_equals_real_run(demo_ws: Path) -> None:
     assert tree_hash(demo_ws, ignore_empty_sidecars=True) == before
     assert dry.rows_removed == 4 == dry.pending_tombstones_before
     steps: list[str] = []
-    real = ws.compact(progress=lambda _f, m: steps.append(m))
+    real = ws.compact(dry_run=False, progress=lambda _f, m: steps.append(m))
     assert [d.dataset_name for d in real.datasets] == ["corn moisture", "tablets", "wheat.protein v2"]
     for a, b in zip(dry.datasets, real.datasets, strict=True):
         assert (a.dataset_name, a.rows_before, a.rows_after, a.rows_removed, a.bytes_before) == (
@@ -296,16 +296,16 @@ def test_compact_dry_run_equals_real_run(demo_ws: Path) -> None:
     assert sum(1 for m in steps if m.startswith("Compacting")) == 3
     health = ws.health(deep=True)
     assert health.healthy and health.pending_tombstones == 0
-    assert ws.compact().rows_removed == 0
+    assert ws.compact(dry_run=False).rows_removed == 0
 
 
 def test_compact_one_dataset_and_unknown_dataset(demo_ws: Path) -> None:
     ws = Workspace(demo_ws)
-    one = ws.compact("wheat.protein v2")
+    one = ws.compact(dataset_name="wheat.protein v2", dry_run=False)
     assert [d.dataset_name for d in one.datasets] == ["wheat.protein v2"]
     assert one.datasets[0].file.endswith("wheat_protein_v2.parquet")
     with pytest.raises(InvalidArgumentError, match="'tablets'"):
-        ws.compact("no such dataset")
+        ws.compact(dataset_name="no such dataset", dry_run=False)
 
 
 def test_legacy_workspace_is_refused(legacy_copy) -> None:  # type: ignore[no-untyped-def]
@@ -313,7 +313,7 @@ def test_legacy_workspace_is_refused(legacy_copy) -> None:  # type: ignore[no-un
 
     ws = legacy_copy("v0_9_4_sqlite")
     before = tree_hash(ws)
-    for call in (lambda w: w.remove_bottom(0.1), lambda w: w.clean_dead_links(), lambda w: w.compact()):
+    for call in (lambda w: w.remove_bottom(0.1), lambda w: w.clean_dead_links(), lambda w: w.compact(dry_run=False)):
         with pytest.raises(UnsupportedFormatError):
             call(Workspace(ws))
     assert tree_hash(ws) == before

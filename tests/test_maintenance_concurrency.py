@@ -59,7 +59,7 @@ def test_second_process_holding_a_job_refuses_every_write(demo_ws: Path) -> None
         for call in (
             lambda: ws.remove_bottom(0.3, dry_run=False, plan_id=plan.plan_id),
             lambda: ws.clean_dead_links(dry_run=False),
-            lambda: ws.compact(),
+            lambda: ws.compact(dry_run=False),
         ):
             with pytest.raises(WorkspaceBusyError) as info:
                 call()
@@ -69,7 +69,7 @@ def test_second_process_holding_a_job_refuses_every_write(demo_ws: Path) -> None
     finally:
         _stop(holder)
     # The kernel released the dead holder's lock: the next job simply runs.
-    assert Workspace(demo_ws).compact().rows_removed == 4
+    assert Workspace(demo_ws).compact(dry_run=False).rows_removed == 4
 
 
 def test_killed_holders_stale_marker_gives_a_clear_message_and_force_works(demo_ws: Path, tmp_path: Path) -> None:
@@ -93,10 +93,10 @@ def test_killed_holders_stale_marker_gives_a_clear_message_and_force_works(demo_
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(10)
         with pytest.raises(WorkspaceBusyError) as info:
-            ws.compact()
+            ws.compact(dry_run=False)
         assert "crashed job" in info.value.message
         assert "no longer exists" in info.value.hint and "force" in info.value.hint
-        report = ws.compact(force=True)
+        report = ws.compact(dry_run=False, force=True)
         assert report.rows_removed == 4
     finally:
         _stop(holder)
@@ -118,7 +118,7 @@ def test_nirs4all_array_lock_refuses(demo_ws: Path) -> None:
     try:
         assert detect_writers(demo_ws).arrays_lock_held
         with pytest.raises(WorkspaceBusyError, match=r"arrays/\.lock"):
-            Workspace(demo_ws).compact()
+            Workspace(demo_ws).compact(dry_run=False)
     finally:
         _stop(holder)
 
@@ -196,7 +196,7 @@ def test_real_run_writing_while_maintenance_is_asked(demo_ws: Path, tmp_path: Pa
         while runner.poll() is None:
             try:
                 if operation == "compact":
-                    ws.compact()
+                    ws.compact(dry_run=False)
                 else:
                     ws.remove_bottom(0.2, dataset_name="corn moisture", dry_run=False)
                 outcomes.append("done")

@@ -62,7 +62,7 @@ def _tail(report_dry: bool, plan_id: str, cmd: str) -> str:
 
 def _compact(args: argparse.Namespace) -> int:
     r = Workspace(args.path).compact(
-        args.dataset, dry_run=not args.yes, force=args.force, progress=CliProgress(not args.json)
+        dataset_name=args.dataset, dry_run=not args.yes, force=args.force, progress=CliProgress(not args.json)
     )
     verb = "would remove" if r.dry_run else "removed"
     lines = [

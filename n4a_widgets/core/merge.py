@@ -53,7 +53,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import layout
 from .errors import (
@@ -66,9 +66,6 @@ from .errors import (
     WorkspaceError,
 )
 from .reports import Report
-
-if TYPE_CHECKING:
-    from .workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
@@ -946,15 +943,15 @@ def _busy(target: Path, exc: sqlite3.OperationalError) -> WorkspaceError:
 
 
 def merge(
-    ws: Workspace,
+    target: Path,
     sources: Sequence[Any],
+    *,
     on_conflict: str = "keep_best",
     datasets: Sequence[str] | None = None,
     dry_run: bool = True,
     plan_id: str | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
-    *,
     force: bool = False,
 ) -> MergeReport:
     """Merge ``sources`` into ``ws`` (the target); a dry run by default.
@@ -964,8 +961,6 @@ def merge(
     a source changed meanwhile).  ``plan_id=None`` executes a fresh plan.
     """
     from .locking import arrays_lock_held, exclusive_job
-
-    target = ws.path
 
     def report(fraction: float, message: str) -> None:
         if progress is not None:

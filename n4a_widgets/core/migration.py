@@ -63,7 +63,6 @@ from .reports import Report, utc_now
 
 if TYPE_CHECKING:
     from .migration_readers import LegacyReader
-    from .workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
@@ -691,9 +690,12 @@ def _rollback(source: Path, journal: dict[str, Any] | None) -> Path:
 
 
 def migrate(
-    ws: Workspace,
+    source: Path,
+    *,
     dry_run: bool = True,
     output: str | os.PathLike[str] | None = None,
+    plan_id: str | None = None,
+    force: bool = False,
     action: str = "auto",
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
@@ -701,7 +703,7 @@ def migrate(
     """Migrate ``ws`` into the current format (see module docstring)."""
     if action not in ACTIONS:
         raise InvalidArgumentError(f"Unknown action {action!r}.", f"Use one of {', '.join(ACTIONS)}.")
-    source = Path(ws.path)
+    source = Path(source)
     out = Path(output).expanduser().absolute() if output is not None else None
     journal = read_journal(source)
     staging = layout.migration_staging_dir(source)

@@ -128,9 +128,9 @@ class Workspace:
     def query(
         self,
         sql: str,
+        *,
         limit: int = 1000,
         timeout_s: float = 30,
-        *,
         cancel: threading.Event | None = None,
     ) -> QueryResult:
         """Run one read-only SQL query over the metadata tables and ``arrays``.
@@ -149,11 +149,11 @@ class Workspace:
     def export(
         self,
         dest: str | os.PathLike[str],
+        *,
         datasets: Sequence[str] | None = None,
         partition: str | None = None,
         model_name: str | None = None,
         format: str = "auto",
-        *,
         fold_id: str | None = None,
         overwrite: bool = False,
         progress: Progress | None = None,
@@ -179,29 +179,30 @@ class Workspace:
 
     def compact(
         self,
-        dataset_name: str | None = None,
         *,
-        dry_run: bool = False,
+        dataset_name: str | None = None,
+        dry_run: bool = True,
         force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> CompactReport:
         """Apply pending deletes and rewrite array files (per dataset).
 
-        ``dry_run=True`` reports rows before/after without writing; ``force``
-        overrides a stale job marker or a run left 'running' by a crash.
+        ``dry_run=True`` (the default, like every writing method) reports rows
+        before/after without writing; ``force`` overrides a stale job marker
+        or a run left 'running' by a crash.
         """
         from .maintenance import compact
 
         return compact(
-            self, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run, force=force
+            self.path, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run, force=force
         )
 
     def clean_dead_links(
         self,
+        *,
         dry_run: bool = True,
         plan_id: str | None = None,
-        *,
         force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
@@ -216,18 +217,18 @@ class Workspace:
         from .maintenance import clean_dead_links
 
         return clean_dead_links(
-            self, dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel, force=force
+            self.path, dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel, force=force
         )
 
     def remove_bottom(
         self,
         fraction: float,
+        *,
         metric: str = "val_score",
         partition: str | None = "val",
         dataset_name: str | None = None,
         dry_run: bool = True,
         plan_id: str | None = None,
-        *,
         force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
@@ -246,7 +247,7 @@ class Workspace:
         from .maintenance import remove_bottom
 
         return remove_bottom(
-            self, fraction, metric=metric, partition=partition, dataset_name=dataset_name,
+            self.path, fraction, metric=metric, partition=partition, dataset_name=dataset_name,
             dry_run=dry_run, plan_id=plan_id, progress=progress, cancel=cancel, force=force,
         )
 
@@ -254,9 +255,11 @@ class Workspace:
 
     def migrate(
         self,
+        *,
         dry_run: bool = True,
         output: str | os.PathLike[str] | None = None,
-        *,
+        plan_id: str | None = None,
+        force: bool = False,
         action: str = "auto",
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
@@ -274,16 +277,20 @@ class Workspace:
         """
         from .migration import migrate
 
-        return migrate(self, dry_run=dry_run, output=output, action=action, progress=progress, cancel=cancel)
+        return migrate(
+            self.path, dry_run=dry_run, output=output, plan_id=plan_id, force=force, action=action,
+            progress=progress, cancel=cancel,
+        )
 
     def merge(
         self,
         sources: Sequence[str | os.PathLike[str] | Workspace],
+        *,
         on_conflict: str = "keep_best",
         datasets: Sequence[str] | None = None,
         dry_run: bool = True,
         plan_id: str | None = None,
-        *,
+        force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> MergeReport:
@@ -299,7 +306,8 @@ class Workspace:
         from .merge import merge
 
         return merge(
-            self, sources, on_conflict=on_conflict, datasets=datasets, dry_run=dry_run, plan_id=plan_id,
+            self.path, [as_workspace(s).path if isinstance(s, Workspace) else s for s in sources],
+            on_conflict=on_conflict, datasets=datasets, dry_run=dry_run, plan_id=plan_id, force=force,
             progress=progress, cancel=cancel,
         )
 

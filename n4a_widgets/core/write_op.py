@@ -21,6 +21,8 @@ same plan object.
 from __future__ import annotations
 
 import threading
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -31,6 +33,26 @@ from .progress import Progress, Ticker, as_ticker
 
 class Plan(Protocol):
     plan_id: str
+
+
+@dataclass
+class WriteContext:
+    """What an executing operation gets besides its plan.
+
+    ``before_delete(store, ids)`` must be called before any prediction is
+    deleted (it is where whatever is needed to undo the delete is kept);
+    ``added_ids``/``removed_ids`` are what the action did, for the history.
+    """
+
+    root: Path
+    ticker: Ticker
+    force: bool = False
+    action_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    added_ids: list[str] = field(default_factory=list)
+    removed_ids: list[str] = field(default_factory=list)
+
+    def before_delete(self, store: Any, prediction_ids: list[str]) -> None:
+        """Hook run with the open writable store before ``prediction_ids`` are deleted."""
 
 
 PlanT = TypeVar("PlanT", bound=Plan)
@@ -62,8 +84,8 @@ class WriteOperation(Generic[PlanT, ReportT]):
         """The dry-run report of ``plan`` (the same counts the execution reports)."""
         raise NotImplementedError
 
-    def execute(self, root: Path, plan: PlanT, ticker: Ticker) -> ReportT:
-        """Carry ``plan`` out (the guard is held and the plan was checked)."""
+    def execute(self, root: Path, plan: PlanT, ctx: WriteContext) -> ReportT:
+        """Carry ``plan`` out (the guard is held and the plan was checked); progress via ``ctx.ticker``."""
         raise NotImplementedError
 
     def parameters(self) -> dict[str, Any]:
@@ -93,4 +115,5 @@ def run_write(
         plan = op.plan(root, ticker.span(0.0, 0.1))
         check_plan(plan_id, plan.plan_id, op.label)
         ticker.check(op.label.capitalize())
-        return op.execute(root, plan, ticker.span(0.1, 1.0))
+        ctx = WriteContext(root, ticker.span(0.1, 1.0), force=force)
+        return op.execute(root, plan, ctx)

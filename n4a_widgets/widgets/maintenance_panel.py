@@ -135,7 +135,7 @@ class MaintenancePanel(WorkspaceWidget):
         assert ws is not None
         return self._run(
             "Compact",
-            lambda progress, cancel: ws.compact(force=force, progress=progress, cancel=cancel),
+            lambda progress, cancel: ws.compact(dry_run=False, force=force, progress=progress, cancel=cancel),
             writes=True,
             on_result=lambda r: self._after_change("compact", r),
         )
