@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workspace_factory import build_large_workspace  # noqa: E402
-
 from n4a_widgets import Workspace, scan_workspaces  # noqa: E402
+
+from workspace_factory import build_large_workspace  # noqa: E402
 
 
 def _tree(master: Path, root: Path, count: int) -> list[Path]:
