@@ -225,7 +225,7 @@ class WorkspaceBrowser(WorkspaceWidget):
         self._require_idle()
         pending = dict(self.preview)
         if not pending:
-            raise InvalidArgumentError("Nothing to confirm.", "Press a Preview button first, then confirm what it shows.")
+            raise InvalidArgumentError("Nothing to confirm.", "Press a Preview button, then confirm what it shows.")
         plan = pending["report"]
         todo = [r["path"] for r in plan["rows"] if r["outcome"] == bulk.PLANNED]
         self.preview = {}
