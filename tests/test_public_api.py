@@ -59,3 +59,21 @@ def test_workspace_signatures() -> None:
     for method in ("health", "compact", "clean_dead_links", "remove_bottom", "export", "migrate", "merge"):
         params_ = inspect.signature(getattr(Workspace, method)).parameters
         assert "progress" in params_ and "cancel" in params_, method
+
+
+def test_fleet_names() -> None:
+    """DESIGN §3, second round: scan_workspaces and WorkspaceBrowser from the top-level package."""
+    import anywidget
+
+    from n4a_widgets import WorkspaceBrowser, scan_workspaces
+
+    assert "scan_workspaces" in n4a_widgets.__all__ and "WorkspaceBrowser" in n4a_widgets.__all__
+    params = inspect.signature(scan_workspaces).parameters
+    assert list(params)[:4] == ["root", "max_depth", "progress", "cancel"]
+    assert params["max_depth"].default == 6
+    assert issubclass(WorkspaceBrowser, anywidget.AnyWidget) and WorkspaceBrowser.__doc__
+    entry_keys = {"path", "storage_mode", "format", "migration_needed", "size_bytes", "total_predictions", "datasets",
+                  "last_run_at", "pending_tombstones", "error"}
+    from n4a_widgets.core.fleet import FleetEntry
+
+    assert entry_keys <= set(FleetEntry.__dataclass_fields__)
