@@ -106,3 +106,21 @@ def test_cancel_before_start_marks_every_row(tmp_path: Path) -> None:
     stop.set()
     plan = bulk.preview_migrate(paths, cancel=stop)
     assert plan.cancelled and [r.outcome for r in plan.rows] == ["cancelled", "cancelled"]
+
+
+def test_cancel_between_workspaces_keeps_what_is_done(tmp_path: Path) -> None:
+    import threading
+
+    paths = _legacy_tree(tmp_path, ["v0_8_11_sqlite", "v0_9_4_sqlite", "v0_10_3_sqlite"])
+    plan = bulk.preview_migrate(paths)
+    stop = threading.Event()
+
+    def progress(fraction: float, _message: str) -> None:
+        if fraction >= 1 / 3:  # the first workspace is finished: press Cancel
+            stop.set()
+
+    done = bulk.execute(plan, progress=progress, cancel=stop)
+    outcomes = [r.outcome for r in done.rows]
+    assert done.cancelled and outcomes[0] == "done" and outcomes[1:] == ["cancelled", "cancelled"], outcomes
+    assert Workspace(done.rows[0].output_path).status().storage_mode == "migrated"
+    assert not any(Path(r.output_path).exists() for r in done.rows[1:])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgumentError, WorkspaceError
+from ..errors import InvalidArgumentError, OperationCancelledError, WorkspaceError
 from ..progress import Progress, Ticker, as_ticker
 from ..reports import Report, utc_now
 
@@ -289,11 +289,16 @@ def execute(
             if operation == COMPACT:
                 return _run_compact(row, sub, force)
             return _run_merge(row, sub, force, params)
+        except OperationCancelledError as exc:  # stopped inside this workspace; the method left it consistent
+            return dataclasses.replace(row, outcome=CANCELLED, message=str(exc), error=_error(exc))
         except Exception as exc:  # noqa: BLE001 - recorded in this workspace's row
             return dataclasses.replace(row, outcome=FAILED, message=str(exc), error=_error(exc))
 
     done, cancelled = _each([Path(r.path) for r in todo], as_ticker(progress, cancel), operation.capitalize(), one)
     result = {r.path: r for r in done}
+    for path, r in result.items():  # not started: keep the previewed row (plan id, output), marked cancelled
+        if r.outcome == CANCELLED and not r.report:
+            result[path] = dataclasses.replace(by_path[path], outcome=CANCELLED, message=r.message)
     final = [result.get(r.path) or dataclasses.replace(r, outcome=SKIPPED if r.outcome != NOTHING else NOTHING)
              for r in rows]
     return _summary(operation, False, params, final, cancelled)
