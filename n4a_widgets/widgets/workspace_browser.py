@@ -78,9 +78,9 @@ class WorkspaceBrowser(WorkspaceWidget):
 
     root = t.Unicode("").tag(sync=True)
     max_depth = t.Int(6).tag(sync=True)
-    rows = t.List().tag(sync=True)
+    rows: t.List[dict[str, Any]] = t.List().tag(sync=True)
     totals = t.Dict().tag(sync=True)
-    skipped = t.List().tag(sync=True)
+    skipped: t.List[dict[str, Any]] = t.List().tag(sync=True)
     health = t.Dict().tag(sync=True)
     selected = t.List(t.Unicode()).tag(sync=True)
     preview = t.Dict().tag(sync=True)
