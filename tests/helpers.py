@@ -14,7 +14,7 @@ def tree_hash(root: Path, *, ignore_empty_sidecars: bool = False) -> dict[str, s
     """{relative path: sha256} for every file and folder under ``root``.
 
     ``ignore_empty_sidecars`` drops empty ``-wal`` and the ``-shm`` files that
-    a read-only SQLite open of a WAL store may create (DESIGN.md §1 allows it).
+    a read-only SQLite open of a WAL store may create (allowed: no data changes).
     """
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
