@@ -315,6 +315,7 @@ class Workspace:
 
 def scan_workspaces(
     root: str | os.PathLike[str],
+    *,
     max_depth: int = 6,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
