@@ -39,6 +39,12 @@ def test_wizard_button_messages_and_output(legacy_copy, tmp_path: Path) -> None:
     w = MigrationWizard(source)
     w._on_message(w, {"action": "set_output", "args": {"output": str(tmp_path / "new")}}, [])
     assert w.output == str(tmp_path / "new")
+    w._on_message(w, {"action": "start"}, [])  # Start without a preview is refused
+    assert w.state == "error" and "Preview the migration first" in w.error["message"]
+    assert Workspace(source).status().storage_mode == "legacy" and not (tmp_path / "new").exists()
+    w._on_message(w, {"action": "dry_run"}, [])
+    assert w.wait(120) and w.state == "done", w.error
+    assert w.plan["output_path"] == str(tmp_path / "new") and w.preview["operation"] == "migrate"
     w._on_message(w, {"action": "start"}, [])
     assert w.wait(300) and w.state == "done", w.error
     assert w.report["output_path"] == str(tmp_path / "new") and w.report["backup_path"] is None
@@ -48,9 +54,10 @@ def test_wizard_button_messages_and_output(legacy_copy, tmp_path: Path) -> None:
 def test_wizard_shows_failure_and_keeps_source(legacy_copy) -> None:
     source = legacy_copy("v0_6_2_runs_tree")
     w = MigrationWizard(source)
-    w.start()
+    w.preview()
     w.wait(60)
     assert w.state == "error" and w.error["type"] == "UnsupportedFormatError"
+    assert w.preview == {}
 
 
 def test_wizard_resume_and_rollback_of_mid_migration(legacy_copy) -> None:

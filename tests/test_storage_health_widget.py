@@ -33,8 +33,9 @@ def test_button_messages_reach_the_twins(demo_ws: Path) -> None:
     w._on_message(w, {"action": "refresh"}, [])  # what the JS Refresh button sends
     assert w.wait(60)
     assert w.report["total_datasets"] == 3
-    w._on_message(w, {"action": "no-such-action"}, [])
-    assert w.state == "done"
+    w._on_message(w, {"action": "no-such-action"}, [])  # never silently dropped
+    assert w.state == "error" and w.error["type"] == "InvalidArgumentError"
+    assert "no-such-action" in w.error["message"]
 
 
 def test_bad_path_shows_error_not_traceback(tmp_path: Path) -> None:

@@ -152,7 +152,9 @@ export function progressPanel(model) {
 }
 
 /**
- * The error area: type, message and hint; hidden when there is no error.
+ * The error area: title, message and hint; hidden when there is no error.
+ * Python words all three for people (widgets/messages.py); the exception's
+ * class name (`type`) is for code and is never shown.
  * @param {Model} model
  */
 export function errorPanel(model) {
@@ -166,7 +168,8 @@ export function errorPanel(model) {
     }
     el.style.display = "";
     el.append(
-      h("strong", { class: "n4a-error-type" }, String(err.type || "Error")),
+      h("strong", { class: "n4a-error-type", "data-error-type": String(err.type || "") },
+        String(err.title || "Something went wrong")),
       h("span", { class: "n4a-error-message" }, ` ${err.message}`),
     );
     if (err.hint) el.append(h("div", { class: "n4a-error-hint" }, String(err.hint)));

@@ -50,9 +50,13 @@ export function mount(widget, traits) {
 export function itShowsErrorsAndCleansUp(setup) {
   it("shows errors in the error area", () => {
     const { el, model } = setup();
-    model.set("error", { type: "WorkspaceBusyError", message: "busy elsewhere", hint: "wait" });
-    expect(el.querySelector(".n4a-error").textContent).toContain("busy elsewhere");
-    expect(el.querySelector(".n4a-error").textContent).toContain("wait");
+    model.set("error", { type: "WorkspaceBusyError", title: "The workspace is busy", message: "busy elsewhere",
+      hint: "wait" });
+    const text = el.querySelector(".n4a-error").textContent;
+    expect(text).toContain("The workspace is busy");
+    expect(text).toContain("busy elsewhere");
+    expect(text).toContain("wait");
+    expect(text).not.toContain("WorkspaceBusyError"); // class names are for code, not for people
   });
 
   it("cleanup removes its DOM and every listener", () => {

@@ -11,7 +11,7 @@ import traitlets as t
 
 from ..core.errors import InvalidArgumentError
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import WorkspaceWidget, action, bundle
 
 
 def download_path(dest: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
@@ -75,14 +75,9 @@ class ExportPicker(WorkspaceWidget):
         if autoload:
             self._load_now()
 
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {
-            **super()._actions(), "refresh": self.refresh, "export": self.export, "select": self.select,
-            "select_all": self.select_all, "select_none": self.select_none, "set_filters": self.set_filters,
-        }
-
     # ------------------------------------------------------------ choices
 
+    @action
     def refresh(self) -> None:
         """Re-read datasets (counts, sizes) and filter values (read-only)."""
         from ..core.export import export_choices
@@ -105,6 +100,7 @@ class ExportPicker(WorkspaceWidget):
     def _known(self) -> list[str]:
         return [d["name"] for d in self.choices.get("datasets", [])]
 
+    @action
     def select(self, datasets: Sequence[str] | str) -> None:
         """Tick exactly ``datasets`` (names as nirs4all knows them)."""
         names = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -115,12 +111,15 @@ class ExportPicker(WorkspaceWidget):
                                        "Known datasets: " + ", ".join(map(repr, known)) + ".")
         self.selected = list(dict.fromkeys(names))
 
+    @action
     def select_all(self) -> None:
         self.selected = self._known()
 
+    @action
     def select_none(self) -> None:
         self.selected = []
 
+    @action
     def set_filters(self, partition: str | None = None, model_name: str | None = None,
                     fold_id: str | None = None) -> None:
         """Set the filters (``None`` or "" = no filter)."""
@@ -140,6 +139,7 @@ class ExportPicker(WorkspaceWidget):
 
     # ------------------------------------------------------------- export
 
+    @action
     def export(self, dest: str | os.PathLike[str] | None = None, format: str | None = None,
                overwrite: bool | None = None) -> None:
         """Start the export of the ticked datasets with the current filters (the Export button)."""

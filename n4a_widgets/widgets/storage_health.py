@@ -9,7 +9,7 @@ from typing import Any
 import traitlets as t
 
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import WorkspaceWidget, action, bundle
 
 
 class StorageHealth(WorkspaceWidget):
@@ -31,13 +31,12 @@ class StorageHealth(WorkspaceWidget):
         if autoload:
             self._load_now()
 
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {**super()._actions(), "refresh": self.refresh, "integrity_check": self.integrity_check}
-
+    @action
     def refresh(self) -> None:
         """Re-read status, disk usage and the quick health check (read-only)."""
         self._check(deep=False, name="Refresh")
 
+    @action
     def integrity_check(self) -> None:
         """Decode every array file and compare ids with the metadata (read-only)."""
         self._check(deep=True, name="Integrity check")
