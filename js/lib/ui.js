@@ -110,6 +110,47 @@ export function actionButton(model, label, action, opts = {}) {
   );
 }
 
+export const KERNEL_LOST_MESSAGE = "The kernel restarted; this job's state is lost — run the cell again.";
+
+/**
+ * Call `onLost` once when the page loses this widget's kernel (a restart or a
+ * shutdown).  The widget manager marks every model "not live" then and fires
+ * `comm_live_update`; nothing the widget shows is true any more and nothing it
+ * sends can arrive.  Returns an unsubscribe function.
+ * @param {Model} model
+ * @param {() => void} onLost
+ */
+export function onKernelLost(model, onLost) {
+  let fired = false;
+  const handler = () => {
+    if (fired) return;
+    fired = true;
+    onLost();
+  };
+  model.on("comm_live_update", handler);
+  return () => model.off("comm_live_update", handler);
+}
+
+/**
+ * Freeze a widget whose kernel is gone: every control disabled for good, also
+ * those a later redraw creates.  Returns a function that stops watching.
+ * @param {HTMLElement | null} root
+ */
+function freeze(root) {
+  if (!root) return () => {};
+  root.dataset.kernelLost = "true";
+  const disableAll = () => {
+    for (const c of root.querySelectorAll("button, input, select, textarea")) {
+      const control = /** @type {HTMLButtonElement} */ (c);
+      if (!control.disabled) control.disabled = true;
+    }
+  };
+  disableAll();
+  const observer = new MutationObserver(disableAll);
+  observer.observe(root, { childList: true, subtree: true });
+  return () => observer.disconnect();
+}
+
 /**
  * Progress bar with percent, step text, elapsed time and Cancel.
  * @param {Model} model
@@ -140,13 +181,23 @@ export function progressPanel(model) {
     labelText();
   };
   update();
-  const timer = setInterval(() => {
+  let timer = setInterval(() => {
     if (model.get("state") === "running") labelText();
   }, 500);
   const unsubscribe = onChange(model, ["state", "progress", "message", "elapsed"], update);
-  const dispose = () => {
-    clearInterval(timer);
+  const stopTimer = () => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+  };
+  const unwatch = onKernelLost(model, () => {
+    stopTimer(); // the job is gone with the kernel: stop counting
     unsubscribe();
+    el.style.display = "none";
+  });
+  const dispose = () => {
+    stopTimer();
+    unsubscribe();
+    unwatch();
   };
   return { el, dispose };
 }
@@ -175,7 +226,22 @@ export function errorPanel(model) {
     if (err.hint) el.append(h("div", { class: "n4a-error-hint" }, String(err.hint)));
   };
   update();
-  const dispose = onChange(model, ["error"], update);
+  const unsubscribe = onChange(model, ["error"], update);
+  let unfreeze = () => {};
+  const unwatch = onKernelLost(model, () => {
+    unsubscribe();
+    el.replaceChildren(
+      h("strong", { class: "n4a-error-type", "data-error-type": "KernelLost" }, "Kernel restarted"),
+      h("span", { class: "n4a-error-message", "data-kernel-lost": "" }, ` ${KERNEL_LOST_MESSAGE}`),
+    );
+    el.style.display = "";
+    unfreeze = freeze(/** @type {HTMLElement | null} */ (el.closest(".n4a-widget")));
+  });
+  const dispose = () => {
+    unsubscribe();
+    unwatch();
+    unfreeze();
+  };
   return { el, dispose };
 }
 
@@ -252,6 +318,7 @@ export function table(columns, rows, opts = {}) {
  * @param {boolean} busy
  */
 export function setBusy(root, busy) {
+  if (root.dataset.kernelLost) return; // stays frozen: the kernel is gone
   for (const b of root.querySelectorAll("button[data-action]")) {
     const btn = /** @type {HTMLButtonElement} */ (b);
     if (btn.dataset.action !== "cancel") btn.disabled = busy;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../maintenance_panel.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const group = {
   metric: "rmse", lower_is_better: true, total: 10, missing: 0,
@@ -99,4 +99,5 @@ describe("MaintenancePanel", () => {
   });
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../migration_wizard.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const legacy = { storage_mode: "legacy", format: "duckdb-workspace", layout: "duckdb-inline-arrays", migration_needed: true,
   message: "Legacy DuckDB store." };
@@ -93,4 +93,5 @@ describe("MigrationWizard", () => {
   });
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../storage_health.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const report = {
   total_predictions: 5, total_datasets: 2, pending_tombstones: 1, orphan_metadata_count: 0, orphan_array_count: 0,
@@ -58,6 +58,7 @@ describe("StorageHealth", () => {
 
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });
 
 describe("progress panel", () => {

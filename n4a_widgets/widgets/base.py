@@ -93,6 +93,7 @@ class WorkspaceWidget(anywidget.AnyWidget):
     def __init__(self, workspace: str | pathlib.Path | Workspace, **kwargs: Any) -> None:
         self._check_kwargs(kwargs)
         self._job: jobs.Job | None = None
+        self._loading: jobs.Job | None = None
         try:
             ws = as_workspace(workspace)
         except WorkspaceError as exc:
@@ -157,13 +158,20 @@ class WorkspaceWidget(anywidget.AnyWidget):
         """Re-read what the widget shows.  Subclasses override it."""
 
     def _load_now(self) -> None:
-        """Run ``refresh()`` at construction; a WorkspaceError lands in the error area."""
+        """Start ``refresh()`` at construction; a WorkspaceError lands in the error area.
+
+        Widgets load in a background job, so the cell returns at once and the
+        page paints "Loading workspace…" (never an empty workspace that is not
+        known to be empty).  The first action waits for that load to end.
+        """
         if self.workspace is None:
             return
         try:
             self.refresh()
         except WorkspaceError as exc:
             self._show_error(exc)
+        else:
+            self._loading = self._job
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = user_error(exc, type(self).__name__)
@@ -182,6 +190,11 @@ class WorkspaceWidget(anywidget.AnyWidget):
         """Start ``work`` as a background job and mirror it into the traits."""
         if self.workspace is None:
             raise WorkspaceError(self.error.get("message", "No workspace."))
+        loading, self._loading = self._loading, None
+        if loading is not None and loading is not self._job:
+            loading = None
+        if loading is not None and threading.current_thread() is not loading.thread:
+            loading.wait()  # one job at a time per widget: let the first load finish
         widget_name = type(self).__name__
 
         def on_update(update: jobs.JobUpdate) -> None:

@@ -77,7 +77,7 @@ class MaintenancePanel(PreviewConfirm):
         if change["name"] != "fraction" and self.workspace is not None:
             self._load_distribution()
 
-    def _load_distribution(self) -> None:
+    def _load_distribution(self, *, raise_errors: bool = False) -> None:
         from ..core.maintenance import score_distribution
 
         assert self.workspace is not None
@@ -88,19 +88,32 @@ class MaintenancePanel(PreviewConfirm):
             ).to_dict()
         except WorkspaceError as exc:
             self.distribution = {}
+            if raise_errors:
+                raise
             self._show_error(exc)
 
     def _inputs_for(self, operation: str) -> dict[str, Any]:
         return self._inputs() if operation == REMOVE_BOTTOM else {}
 
     @action
-    def refresh(self) -> None:
-        """Re-read the dropdown choices, the histogram and what keeps the workspace busy (read-only)."""
+    def refresh(self) -> jobs.Job:
+        """Re-read the dropdown choices, the histogram and what keeps the workspace busy (read-only, in the background)."""
+        ws = self.workspace
+        assert ws is not None
+
+        def work(progress: Any, cancel: Any) -> None:
+            progress(0.0, "Loading workspace…")
+            self._reload()
+
+        return self._run("Loading workspace", work, writes=False)
+
+    def _reload(self) -> None:
+        """The refresh itself, on the calling thread (a job's, after a change)."""
         from ..core.maintenance import maintenance_choices
 
         assert self.workspace is not None
         self.choices = maintenance_choices(self.workspace).to_dict()
-        self._load_distribution()
+        self._load_distribution(raise_errors=True)
         self.busy_reason = self._busy_reason()
 
     def _busy_reason(self) -> str:
@@ -117,7 +130,7 @@ class MaintenancePanel(PreviewConfirm):
         self.report = report if isinstance(report, dict) else report.to_dict()
         self.last_action = operation
         try:
-            self.refresh()
+            self._reload()
         except WorkspaceError as exc:
             self._show_error(exc)
 
