@@ -61,6 +61,19 @@ export function formatDuration(seconds) {
   return `${m} min ${Math.round(seconds - 60 * m)} s`;
 }
 
+/**
+ * An ISO timestamp (UTC from Python) in the reader's local time.
+ * @param {string | undefined | null} iso
+ */
+export function formatTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return d.toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
 /** @param {number} n */
 export function formatCount(n) {
   return Number.isFinite(n) ? n.toLocaleString("en-US") : "–";
@@ -272,8 +285,9 @@ export function badge(text, color) {
 }
 
 /**
- * Horizontal stacked bar with a legend.
- * @param {{label: string, value: number, color: string}[]} segments
+ * Horizontal stacked bar with a legend; a segment's `note` is shown in its
+ * legend entry (and its tooltip) instead of a bare size.
+ * @param {{label: string, value: number, color: string, note?: string, valueText?: string}[]} segments
  * @param {(v: number) => string} [fmt]
  */
 export function stackedBar(segments, fmt = formatBytes) {
@@ -289,9 +303,9 @@ export function stackedBar(segments, fmt = formatBytes) {
         style: { width: `${share}%`, background: seg.color },
       }));
     }
-    legend.append(h("span", { class: "n4a-legend-item" },
+    legend.append(h("span", { class: "n4a-legend-item", "data-legend": seg.label, title: seg.note },
       h("span", { class: "n4a-swatch", style: { background: seg.color } }),
-      `${seg.label} ${fmt(seg.value)}`));
+      `${seg.label} ${seg.valueText ?? fmt(seg.value)}`));
   }
   return h("div", { class: "n4a-stack-wrap" }, bar, legend);
 }

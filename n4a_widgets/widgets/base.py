@@ -12,6 +12,7 @@ call what a class declares.  See docs/ARCHITECTURE.md ("one click").
 from __future__ import annotations
 
 import inspect
+import os
 import pathlib
 import threading
 from collections.abc import Callable
@@ -102,7 +103,8 @@ class WorkspaceWidget(anywidget.AnyWidget):
             self.workspace_path = str(workspace)
             self._show_error(exc)
             return
-        super().__init__(workspace_path=str(ws.path), **kwargs)
+        # Shown to people: normalised ("…/notebooks/../ws" reads as "…/ws").
+        super().__init__(workspace_path=os.path.normpath(ws.path), **kwargs)
         self.workspace = ws
         self.on_msg(self._on_message)
 
