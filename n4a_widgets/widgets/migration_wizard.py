@@ -44,10 +44,16 @@ class MigrationWizard(PreviewConfirm):
     """Alias: ``preview["report"]`` (what Start will do), ``{}`` when nothing is previewed."""
     output = t.Unicode("").tag(sync=True)
     """Where to write the result; empty = replace the source and keep it as a backup."""
+    health = t.Dict().tag(sync=True)
+    """After "Open StorageHealth": the traits of a StorageHealth of the migrated workspace."""
+
+    _HEALTH_TRAITS = ("workspace_path", "state", "progress", "message", "elapsed", "job_name", "report", "error",
+                      "status", "stats", "usage_notes")
 
     def __init__(
         self, workspace: str | pathlib.Path | Workspace, *, output: str | pathlib.Path | None = None, **kwargs: Any
     ) -> None:
+        self._health: Any = None
         super().__init__(workspace, **kwargs)
         if output is not None:
             self.output = str(output)
@@ -145,6 +151,40 @@ class MigrationWizard(PreviewConfirm):
         self.discard_preview()
         self._run(name, self._work(action_name, self._out(), None, False), writes=True,
                   on_result=lambda r: self._after_confirm(action_name, r))
+
+    @action
+    def open_storage_health(self) -> Any:
+        """Check the migrated workspace: a ``StorageHealth`` of it, shown inside the wizard and returned."""
+        from .storage_health import StorageHealth
+
+        target = self.report.get("output_path") if self.report.get("state") == "published" else None
+        if not target:
+            raise InvalidArgumentError("There is no migrated workspace to open yet.", "Run the migration first.")
+        if self._health is not None:
+            self._health.close()
+        widget = StorageHealth(target)
+        self._health = widget
+
+        def mirror(_change: Any = None) -> None:
+            self.health = {name: getattr(widget, name) for name in self._HEALTH_TRAITS}
+
+        widget.observe(mirror, names=list(self._HEALTH_TRAITS))
+        mirror()
+        return widget
+
+    @action
+    def health_action(self, content: dict[str, Any]) -> None:
+        """A button of the embedded StorageHealth (its errors land in its own error area)."""
+        if self._health is None:
+            raise InvalidArgumentError("StorageHealth is not open.", "Press Open StorageHealth first.")
+        self._health._on_message(self._health, content, [])
+
+    def close(self) -> None:
+        """Close the widget and the StorageHealth it opened."""
+        if self._health is not None:
+            self._health.close()
+            self._health = None
+        super().close()
 
     def _refresh_quietly(self) -> None:
         try:
