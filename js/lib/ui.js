@@ -194,6 +194,7 @@ export function progressPanel(model) {
     labelText();
   };
   update();
+  /** @type {ReturnType<typeof setInterval> | undefined} */
   let timer = setInterval(() => {
     if (model.get("state") === "running") labelText();
   }, 500);
