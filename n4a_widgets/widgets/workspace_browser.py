@@ -22,15 +22,8 @@ import traitlets as t
 from ..core.errors import InvalidArgumentError, WorkspaceError
 from ..core.fleet import bulk
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
-
-try:  # the shared @action marker (widgets branch); harmless no-op before it lands
-    from .base import action  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the base class version
-
-    def action(fn: Any = None, **_kw: Any) -> Any:
-        return fn if fn is not None else (lambda f: f)
-
+from .base import action, bundle
+from .preview import PreviewConfirm, Work
 
 #: ``kind`` names accepted by ``open_widget`` and the widget classes they open.
 OPEN_KINDS = {
@@ -51,7 +44,7 @@ def _health_summary(report: dict[str, Any]) -> dict[str, Any]:
             "pending_tombstones": int(report.get("pending_tombstones") or 0), "message": report.get("message", "")}
 
 
-class WorkspaceBrowser(WorkspaceWidget):
+class WorkspaceBrowser(PreviewConfirm):
     """All the workspaces under a folder: ``display(WorkspaceBrowser(root))``.
 
     Python twins of the buttons:
@@ -75,6 +68,7 @@ class WorkspaceBrowser(WorkspaceWidget):
     """
 
     _esm = bundle("workspace_browser")
+    _main_preview = "preview_migrate"
 
     root = t.Unicode("").tag(sync=True)
     max_depth = t.Int(6).tag(sync=True)
@@ -83,7 +77,6 @@ class WorkspaceBrowser(WorkspaceWidget):
     skipped: t.List[dict[str, Any]] = t.List().tag(sync=True)
     health = t.Dict().tag(sync=True)
     selected = t.List(t.Unicode()).tag(sync=True)
-    preview = t.Dict().tag(sync=True)
     current = t.Dict().tag(sync=True)
     opened = t.Dict().tag(sync=True)
 
@@ -92,23 +85,11 @@ class WorkspaceBrowser(WorkspaceWidget):
         super().__init__(root, max_depth=max_depth, **kwargs)
         self.root = self.workspace_path
         self.opened_widget: Any = None
+        self._options: dict[str, dict[str, Any]] = {}
         self._output: Any = None
         self._box: Any = None
         if autoload:
             self._load_now()
-
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {
-            **super()._actions(),
-            "refresh": self.refresh,
-            "select": self.select,
-            "preview_migrate": self.preview_migrate,
-            "preview_compact": self.preview_compact,
-            "preview_merge": self.preview_merge,
-            "confirm": self.confirm,
-            "discard_preview": self.discard_preview,
-            "open_widget": self.open_widget,
-        }
 
     # ------------------------------------------------------------------ scan
 
@@ -165,70 +146,64 @@ class WorkspaceBrowser(WorkspaceWidget):
             raise InvalidArgumentError(f"Not in the table: {', '.join(unknown)}.")
         self.selected = list(paths)
 
-    def _require_idle(self) -> None:
-        if self.state == "running":
-            raise WorkspaceError(f"'{self.job_name}' is still running.", "Wait for it or press Cancel.")
-
     # --------------------------------------------------------------- previews
+    # The shared PreviewConfirm flow: ``_start_preview`` stores the dry run in ``preview`` unless its
+    # inputs changed meanwhile; ``confirm()`` calls ``_execute`` with the previewed inputs, once.
 
     def _rows_where(self, test: Callable[[dict[str, Any]], bool]) -> list[str]:
         return [r["path"] for r in self.rows if test(r)]
 
-    def _start_preview(self, operation: str, inputs: dict[str, Any],
-                       work: Callable[[Callable[[float, str], None], threading.Event], Any]) -> None:
-        self._require_idle()
-        self.preview = {}
-
-        def done(report: Any) -> None:
-            self.preview = {"operation": operation, "inputs": inputs, "report": report.to_dict()}
-
-        self._run(f"Preview {operation}", work, writes=False, on_result=done)
+    def _inputs_for(self, operation: str) -> dict[str, Any]:
+        """What a bulk plan depends on: the rows it takes (from the current table) and its options."""
+        options = dict(self._options.get(operation, {}))
+        if operation == bulk.MIGRATE:
+            paths = self._rows_where(lambda r: r["storage_mode"] == "legacy" and not r["is_archive"] and not r["error"])
+            return {"paths": paths, **options}
+        if operation == bulk.COMPACT:
+            return {"paths": self._rows_where(
+                lambda r: r["storage_mode"] == "migrated" and not r["is_archive"] and not r["error"])}
+        return options
 
     @action
     def preview_migrate(self, *, in_place: bool = False, output_root: str | None = None) -> None:
         """Plan (dry run) migrating every legacy folder; archives and half-finished ones are left out."""
-        paths = self._rows_where(lambda r: r["storage_mode"] == "legacy" and not r["is_archive"] and not r["error"])
+        self._require_idle()
         out = pathlib.Path(output_root).expanduser().absolute() if output_root else None
-        inputs = {"paths": paths, "in_place": bool(in_place), "output_root": str(out) if out else None}
+        self._options[bulk.MIGRATE] = {"in_place": bool(in_place), "output_root": str(out) if out else None}
+        paths = self._inputs_for(bulk.MIGRATE)["paths"]
         scan_root = self._root_path()
-        self._start_preview(bulk.MIGRATE, inputs, lambda progress, cancel: bulk.preview_migrate(
+        self._start_preview(bulk.MIGRATE, "Preview migrate", lambda progress, cancel: bulk.preview_migrate(
             paths, in_place=bool(in_place), output_root=out, scan_root=scan_root, progress=progress, cancel=cancel))
 
     @action
     def preview_compact(self) -> None:
         """Plan (dry run) compacting every current-format folder."""
-        paths = self._rows_where(lambda r: r["storage_mode"] == "migrated" and not r["is_archive"] and not r["error"])
-        self._start_preview(bulk.COMPACT, {"paths": paths}, lambda progress, cancel: bulk.preview_compact(
+        self._require_idle()
+        paths = self._inputs_for(bulk.COMPACT)["paths"]
+        self._start_preview(bulk.COMPACT, "Preview compact", lambda progress, cancel: bulk.preview_compact(
             paths, progress=progress, cancel=cancel))
 
     @action
     def preview_merge(self, target: str, sources: list[str] | None = None, *, on_conflict: str = "keep_best") -> None:
         """Plan (dry run) merging ``sources`` (default: the selected rows) into the workspace ``target``."""
-        chosen = list(self.selected if sources is None else sources)
+        self._require_idle()
         if not target:
             raise InvalidArgumentError("Choose the workspace to merge into.")
-        chosen = [s for s in chosen if s != target]
+        chosen = [s for s in (self.selected if sources is None else sources) if s != target]
         if not chosen:
             raise InvalidArgumentError("Select the workspaces to merge (tick their rows), then preview again.")
-        inputs = {"target": target, "sources": chosen, "on_conflict": on_conflict}
-        self._start_preview(bulk.MERGE, inputs, lambda progress, cancel: bulk.preview_merge(
+        self._options[bulk.MERGE] = {"target": target, "sources": chosen, "on_conflict": on_conflict}
+        self._start_preview(bulk.MERGE, "Preview merge", lambda progress, cancel: bulk.preview_merge(
             target, chosen, on_conflict=on_conflict, progress=progress, cancel=cancel))
 
-    @action
-    def discard_preview(self) -> None:
-        """Forget the pending preview (nothing runs)."""
-        self.preview = {}
+    def _execute(self, operation: str, inputs: dict[str, Any], plan_id: str | None, force: bool) -> tuple[str, Work]:
+        """Run the previewed bulk plan (each row with its own plan_id), then scan again.
 
-    @action
-    def confirm(self, *, force: bool = False) -> None:
-        """Execute the previewed plans (and only them), then scan again."""
-        self._require_idle()
-        pending = dict(self.preview)
-        if not pending:
-            raise InvalidArgumentError("Nothing to confirm.", "Press a Preview button, then confirm what it shows.")
-        plan = pending["report"]
+        Called by ``confirm()`` while ``preview`` still holds the plan; a bulk plan has
+        one ``plan_id`` per row, so the whole previewed report is what runs.
+        """
+        plan = dict(self.preview["report"])
         todo = [r["path"] for r in plan["rows"] if r["outcome"] == bulk.PLANNED]
-        self.preview = {}
 
         def work(progress: Callable[[float, str], None], cancel: threading.Event) -> dict[str, Any]:
             def on_progress(fraction: float, message: str) -> None:
@@ -239,13 +214,13 @@ class WorkspaceBrowser(WorkspaceWidget):
                                 "fraction": round(local, 3), "message": message}
                 progress(0.8 * fraction, message)
 
-            result = bulk.execute(plan, force=force, progress=on_progress, cancel=cancel)
+            result = bulk.execute(plan, force=force, progress=on_progress, cancel=cancel).to_dict()
             self.current = {}
-            self.report = result.to_dict()
+            self.report = result
             self._scan_work(lambda f, m: progress(0.8 + 0.2 * f, m), threading.Event())
-            return self.report
+            return result
 
-        self._run(f"{pending['operation'].capitalize()} ({len(todo)} workspaces)", work, writes=True)
+        return f"{operation.capitalize()} ({len(todo)} workspaces)", work
 
     # ---------------------------------------------------------------- open one
 
