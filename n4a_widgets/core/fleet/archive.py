@@ -63,7 +63,7 @@ def probe_archive(path: Path) -> list[FleetEntry]:
             for prefix, kind in sorted(prefixes.items()):
                 entries.append(_entry(path, zf, infos, prefix, kind))
             return entries
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
         if path.name.lower() in ("workspace.zip",):
             return [_broken(path, exc)]
         return []
@@ -91,7 +91,7 @@ def _entry(path: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], prefix
     if kind == layout.STORE_SQLITE:
         try:
             version = _sqlite_version(zf, _member(prefix, layout.STORE_SQLITE))
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, NotImplementedError) as exc:
             error = f"Cannot read store.sqlite inside {path} ({exc})."
         if version is None and error is None:
             error = f"store.sqlite inside {path} is not a SQLite database."
