@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictions", type=int, default=40, help="predictions per workspace")
     parser.add_argument("--samples", type=int, default=50, help="array length of the small workspaces")
     parser.add_argument("--big-samples", type=int, default=5000, help="array length of the big-array variant")
+    parser.add_argument("--many-predictions", type=int, default=1000, help="predictions of the many-rows variant")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",")]
@@ -80,14 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         small = build_large_workspace(work / "master_small", args.predictions, n_datasets=2, n_samples=args.samples)
         big = build_large_workspace(work / "master_big", args.predictions, n_datasets=2, n_samples=args.big_samples)
+        many = build_large_workspace(work / "master_many", args.many_predictions, n_datasets=2,
+                                     n_samples=args.samples)
         # warm the imports (nirs4all, duckdb, pyarrow) on both sides
         scan_workspaces(small)
         _per_path([small])
         print(f"workspace: {args.predictions} predictions, 2 datasets; arrays {_array_bytes(small) / 1e3:.0f} KB "
-              f"(samples={args.samples}) vs {_array_bytes(big) / 1e6:.1f} MB (samples={args.big_samples})")
-        print(f"{'workspaces':>10} {'arrays':>8} {'scan s':>8} {'per-ws ms':>10} {'status+stats s':>15} {'ratio':>6}")
+              f"(samples={args.samples}) vs {_array_bytes(big) / 1e6:.1f} MB (samples={args.big_samples}); "
+              f"many: {args.many_predictions} predictions, {_array_bytes(many) / 1e6:.1f} MB")
+        print(f"{'workspaces':>10} {'variant':>8} {'scan s':>8} {'per-ws ms':>10} {'status+stats s':>15} {'ratio':>6}")
         first: tuple[int, float] | None = None
-        for label, master in (("small", small), ("big", big)):
+        for label, master in (("small", small), ("big", big), ("many", many)):
             for count in counts if label == "small" else counts[-1:]:
                 root = work / f"tree_{label}_{count}"
                 paths = _tree(master, root, count)
@@ -101,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{t_plain / t_scan:>5.2f}x")
                 shutil.rmtree(root)
         print("ratio = status+stats time / scan time (>1: the scan, which also counts predictions, is faster).")
-        print("Growth: compare per-ws ms across counts (linear => flat) and small vs big arrays (flat => "
-              "time does not depend on array bytes).")
+        print("Growth: compare per-ws ms across counts (linear => flat), small vs big arrays (flat => time does "
+              "not depend on array bytes) and small vs many predictions (one count query per store).")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
