@@ -229,3 +229,14 @@ def test_cli_scan(fleet) -> None:
     bad = subprocess.run([sys.executable, "-m", "n4a_widgets", "scan", str(root / "nope")], capture_output=True,
                          text=True, env=env)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+def test_no_array_file_is_read(small_ws: Path) -> None:
+    """Array files are only stat'ed: a garbage array file changes nothing in the row (health would flag it)."""
+    clean = scan_workspaces(small_ws).workspaces[0]
+    for f in (small_ws / "arrays").glob("*.parquet"):
+        f.write_bytes(b"\0" * f.stat().st_size)  # same size, not Parquet any more
+    row = scan_workspaces(small_ws).workspaces[0]
+    assert row.error is None and row.notes == ()
+    assert (row.total_predictions, row.datasets, row.size_bytes) == (
+        clean.total_predictions, clean.datasets, clean.size_bytes)
