@@ -105,7 +105,7 @@ def test_migration_with_output_folder_ends_clean(jupyter_server, page, served_co
         import shutil
 
         shutil.rmtree(target)
-    nb, widget = show_widget(page, jupyter_server, "migrate_out.ipynb", [
+    _nb, widget = show_widget(page, jupyter_server, "migrate_out.ipynb", [
         f"from n4a_widgets import MigrationWizard\nw = MigrationWizard({ws_rel!r}, output={out_rel!r})\nw",
     ], "n4a-migration-wizard")
     start = widget.locator("[data-buttons=main] button[data-action=start]")
