@@ -181,15 +181,15 @@ function render({ model, el }) {
     backupNote.style.display = finished ? "none" : "";
     current.style.display = finished ? "none" : "";
     const published = finished && report.state === "published";
-    nextSteps.style.display = published && !model.get("health") ? "" : "none";
+    const healthOpen = Object.keys(model.get("health") || {}).length > 0;
+    nextSteps.style.display = published && !healthOpen ? "" : "none";
     startButton.textContent = planned && plan.backup_path
       ? `Start migration (original kept as ${baseName(plan.backup_path)})` : "Start migration";
     setBusy(root, state === "running");
     startButton.disabled = state === "running" || !planned; // Start runs the previewed plan only
     startButton.title = planned ? "" : "Preview first: it shows what will be converted and where the original goes.";
     outputBox.disabled = state === "running" || mode !== "legacy";
-    const health = model.get("health");
-    if (health && Object.keys(health).length && !healthCleanup) {
+    if (healthOpen && !healthCleanup) {
       healthCleanup = storageHealth.render({ model: healthModel(model), el: healthBox });
     }
   };

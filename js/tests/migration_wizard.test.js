@@ -80,7 +80,7 @@ describe("MigrationWizard", () => {
 
   it("when done with an output folder: no Legacy banner, no Start, the form hidden, Open StorageHealth offered", () => {
     const report = { ...done, output_path: "/data/new_ws", backup_path: null };
-    const { el, model } = setup({ report, plan: {}, output: "/data/new_ws" }); // the source stays legacy
+    const { el, model } = setup({ report, plan: {}, output: "/data/new_ws", health: {} }); // the source stays legacy
     expect(el.querySelector("[data-banner]").style.display).toBe("none");
     expect(el.querySelector("[data-buttons=main]").style.display).toBe("none");
     expect(el.querySelector("[data-row=output]").style.display).toBe("none");

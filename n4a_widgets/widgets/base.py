@@ -36,8 +36,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ACTION_ATTR = "_n4a_action_names"
 
 
+def _asset(path: pathlib.Path) -> str | pathlib.Path:
+    """The text of a built asset, read once at import.
+
+    Given a *path*, anywidget connects every instance to a class-level file
+    watcher signal (a strong reference: no widget could ever be collected) and
+    reads the file again per widget.  Text avoids both.  With ``ANYWIDGET_HMR``
+    set (front-end development) the path is kept so edits reload live.
+    """
+    if os.environ.get("ANYWIDGET_HMR"):
+        return path
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: build the front-end first (npm run build).") from None
+
+
 def bundle(name: str) -> pathlib.Path:
-    """Path of the built ES module for widget ``name`` (built at install)."""
+    """Path of the built ES module for widget ``name`` (built at install).
+
+    Widget classes set ``_esm = bundle(...)``; ``WorkspaceWidget`` turns it into
+    the file's text when the class is made (see ``_asset``).
+    """
     return STATIC / f"{name}.js"
 
 
@@ -73,7 +93,7 @@ class WorkspaceWidget(anywidget.AnyWidget):
     loudly instead of being ignored.
     """
 
-    _css = STATIC / "widgets.css"
+    _css = _asset(STATIC / "widgets.css")
     _actions: ClassVar[dict[str, str]] = {}
 
     workspace_path = t.Unicode("").tag(sync=True)
@@ -88,6 +108,10 @@ class WorkspaceWidget(anywidget.AnyWidget):
     workspace: Workspace | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        for key in ("_esm", "_css"):
+            value = cls.__dict__.get(key)
+            if isinstance(value, pathlib.Path):
+                setattr(cls, key, _asset(value))
         super().__init_subclass__(**kwargs)
         cls._actions = _collect_actions(cls)
 

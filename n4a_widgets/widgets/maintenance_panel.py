@@ -97,7 +97,7 @@ class MaintenancePanel(PreviewConfirm):
 
     @action
     def refresh(self) -> jobs.Job:
-        """Re-read the dropdown choices, the histogram and what keeps the workspace busy (read-only, in the background)."""
+        """Re-read the dropdown choices, the histogram and the busy reason (read-only, in the background)."""
         ws = self.workspace
         assert ws is not None
 

@@ -11,7 +11,6 @@ import traitlets as t
 from ..core.workspace import Workspace
 from .base import WorkspaceWidget, action, bundle
 
-
 #: What nirs4all keeps in top-level entries that are none of store, arrays, artifacts, exports, logs.
 KNOWN_OTHER = {
     "native_results/": "nirs4all's own result bundle per run (manifest, scores, predictions, refit model)",
