@@ -2,17 +2,23 @@
 
 A package by concern (docs/ARCHITECTURE.md): ``reports`` (report types and
 constants), ``sources`` (read-only reading of sources and target), ``plan``
-(the exact plan, its ``plan_id``), ``arrays`` (column-wise array reads),
-``execute`` (the batched write).  Every name other modules import is
+(the exact plan, its ``plan_id``), ``lineage`` (chains and models carried
+over, what the replacements prune), ``archives`` (``.zip`` sources, read
+safely), ``arrays`` (column-wise array reads), ``execute`` (the
+``WriteOperation`` and the batched write).  Every name other modules import is
 re-exported here.
 """
 
 from __future__ import annotations
 
+from .archives import ArchiveSet, archive_token, extract_workspace, is_archive
 from .arrays import _ARRAY_FIELDS, _load_arrays, _records
-from .execute import _busy, _dataset_writes, _DatasetWrite, _execute, _live_ids, _write_dataset, merge
+from .execute import MergeOperation, _busy, _execute, _live_ids, _write_dataset, merge
+from .lineage import LineagePlan, chain_artifact_ids, chain_refs, plan_lineage
 from .plan import (
     _Batch,
+    _dataset_writes,
+    _DatasetWrite,
     _Entry,
     _forget,
     _KeyMaker,
@@ -31,18 +37,23 @@ from .reports import (
     CONFLICT_SAMPLE,
     KEY_COLUMNS,
     STRATEGIES,
+    MergeArtifactChange,
+    MergeChainChange,
     MergeConflict,
     MergeReport,
     MergeSourceReport,
 )
 from .sources import (
+    SourceRef,
     _array_index,
     _check_source,
     _check_target,
     _count_predictions,
     _dataset_names,
+    _read_lineage,
     _read_store,
     _resolve_sources,
+    check_source,
     sibling_workspaces,
     source_datasets,
 )
@@ -54,9 +65,15 @@ __all__ = [
     "_ARRAY_FIELDS",
     "_COPY_COLUMNS",
     "_EXTRA_COLUMNS",
+    "ArchiveSet",
+    "LineagePlan",
+    "MergeArtifactChange",
+    "MergeChainChange",
     "MergeConflict",
+    "MergeOperation",
     "MergeReport",
     "MergeSourceReport",
+    "SourceRef",
     "_Batch",
     "_DatasetWrite",
     "_Entry",
@@ -75,6 +92,7 @@ __all__ = [
     "_live_ids",
     "_load_arrays",
     "_new_id",
+    "_read_lineage",
     "_read_store",
     "_records",
     "_remember",
@@ -82,9 +100,16 @@ __all__ = [
     "_resolve_sources",
     "_reuse_plan",
     "_write_dataset",
+    "archive_token",
     "build_plan",
+    "chain_artifact_ids",
+    "chain_refs",
+    "check_source",
     "conflict_key_dict",
+    "extract_workspace",
+    "is_archive",
     "merge",
+    "plan_lineage",
     "sibling_workspaces",
     "source_datasets",
 ]

@@ -42,6 +42,7 @@ schema-5 columns (prediction scope, unit ids, ...) are copied too.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import math
@@ -58,20 +59,26 @@ from ..errors import (
     OperationCancelledError,
 )
 from ..progress import Progress
+from .archives import ArchiveSet, archive_token
+from .lineage import LINEAGE_SAMPLE, LineagePlan, plan_lineage
 from .reports import (
     CONFLICT_SAMPLE,
     KEY_COLUMNS,
     STRATEGIES,
+    MergeArtifactChange,
+    MergeChainChange,
     MergeConflict,
     MergeReport,
     MergeSourceReport,
 )
 from .sources import (
+    SourceRef,
     _array_index,
     _check_source,
     _check_target,
     _count_predictions,
     _dataset_names,
+    _read_lineage,
     _read_store,
     _resolve_sources,
 )
@@ -103,12 +110,22 @@ class _Batch:
 @dataclass
 class _SourceInfo:
     path: Path
+    """Where the source is read: its folder, or the private folder its archive was extracted to."""
     token: str
     rows: list[dict[str, Any]]
     pipelines: dict[str, dict[str, Any]]
     chains: dict[str, dict[str, Any]]
     array_ids: dict[str, set[str]]
     file_info: dict[str, tuple[int, int]]  # dataset -> (bytes, rows)
+    origin: Path = Path()
+    """What the user gave (a folder or a .zip)."""
+    archive: bool = False
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.origin.stem if self.archive else self.origin.name
 
 
 @dataclass
@@ -120,6 +137,55 @@ class _Plan:
     target_ids: dict[str, set[str]]
     params: dict[str, Any] = field(default_factory=dict)
     target_token: str = ""
+    writes: list[_DatasetWrite] = field(default_factory=list)
+    lineage: LineagePlan | None = None
+
+    @property
+    def added_ids(self) -> list[str]:
+        """Prediction ids the execution writes (a row a later source replaces is never written)."""
+        return [nid for w in self.writes for _, adds, _ in w.parts for _, nid in adds]
+
+    @property
+    def removed_ids(self) -> list[str]:
+        """Target predictions (present before the merge) the execution deletes."""
+        return [pid for w in self.writes for pid in w.removes]
+
+
+@dataclass
+class _DatasetWrite:
+    """Every source's batch for one dataset, written in one transaction and one ``save_batch``.
+
+    A source row that a later source replaces (its new id is in a later batch's removes) is the
+    same net result whether it is written then deleted, as ``merge_stores`` does, or never
+    written: it is not written (no array rewrite, tombstone or compaction for it).  The report
+    still counts it as added by its source and removed by the later one, as nirs4all would.
+    """
+
+    dataset: str
+    parts: list[tuple[_SourceInfo, list[tuple[dict[str, Any], str]], int]]  # (source, surviving adds, replaced)
+    removes: list[str]  # target predictions (present before the merge) to delete
+    work: int  # adds + removes of the plan's batches (progress units)
+
+
+def _dataset_writes(batches_all: list[_Batch], sources: list[_SourceInfo], target_ids: dict[str, set[str]]) -> list[
+    _DatasetWrite
+]:
+    groups: dict[str, list[_Batch]] = {}
+    for batch in batches_all:
+        groups.setdefault(batch.dataset, []).append(batch)
+    out = []
+    for ds in sorted(groups):
+        batches = groups[ds]
+        before = target_ids.get(ds, set())
+        superseded = {pid for b in batches for pid in b.removes if pid not in before}
+        parts = []
+        for b in batches:
+            adds = [(row, nid) for row, nid in b.adds if nid not in superseded]
+            if adds:
+                parts.append((sources[b.source_index], adds, len(b.removes)))
+        removes = [pid for b in batches for pid in b.removes if pid in before]
+        out.append(_DatasetWrite(ds, parts, removes, sum(len(b.adds) + len(b.removes) for b in batches)))
+    return out
 
 
 def _json(value: Any) -> Any:
@@ -182,8 +248,17 @@ def build_plan(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     span: tuple[float, float] = (0.0, 1.0),
+    archives: ArchiveSet | None = None,
 ) -> _Plan:
-    """Compute, read-only, exactly what the merge will write and delete."""
+    """Compute, read-only, exactly what the merge will write and delete.
+
+    Archive sources are extracted into ``archives`` (private temporary
+    folders the caller removes); without one they are removed on return.
+    """
+    if archives is None:
+        with ArchiveSet() as own:
+            return build_plan(target, sources, on_conflict, datasets, progress=progress, cancel=cancel, span=span,
+                              archives=own)
     from nirs4all.core.metrics import infer_ascending
 
     from ..plans import make_plan_id, workspace_state_token
@@ -196,24 +271,28 @@ def build_plan(
         if cancel is not None and cancel.is_set():
             raise OperationCancelledError("Merge preview cancelled; nothing was changed.")
 
-    ds_filter, source_paths, params = _request(target, sources, on_conflict, datasets)
+    ds_filter, refs, params = _request(target, sources, on_conflict, datasets)
 
-    # Sources: rows, specs, array ids.
+    # Sources: rows, specs, array ids, lineage.
     infos: list[_SourceInfo] = []
-    for i, path in enumerate(source_paths):
+    for i, ref in enumerate(refs):
         check_cancel()
-        report(0.6 * i / len(source_paths), f"Reading source {path.name}")
-        token = workspace_state_token(path)
+        report(0.6 * i / len(refs), f"Reading source {ref.name}")
+        path = archives.open(ref.origin) if ref.archive else ref.origin
+        _check_source(path, label=str(ref.origin))
+        token = _source_token(ref, path)
         rows, pipelines, chains = _read_store(path, full=True, datasets=set(ds_filter) if ds_filter else None)
         ds_set = {r["dataset_name"] for r in rows}
         array_ids, file_info = _array_index(path, ds_set)
-        infos.append(_SourceInfo(path, token, rows, pipelines, chains, array_ids, file_info))
+        runs, artifacts = _read_lineage(path)
+        infos.append(_SourceInfo(path, token, rows, pipelines, chains, array_ids, file_info, ref.origin, ref.archive,
+                                 runs, artifacts))
 
     all_source_ds = set().union(*({r["dataset_name"] for r in s.rows} for s in infos))
     if ds_filter is not None:
         missing = [d for d in ds_filter if d not in all_source_ds]
         if missing:
-            avail = set().union(*(_dataset_names(s.path) for s in infos))
+            avail = set().union(*(_dataset_names(s.path) for s in infos if (s.path / "store.sqlite").exists()))
             raise InvalidArgumentError(
                 f"No source has dataset(s) {', '.join(map(repr, missing))}.",
                 f"Datasets in the sources: {', '.join(sorted(avail)) or 'none'}.",
@@ -236,11 +315,11 @@ def build_plan(
 
     # Simulate merge_stores, source by source, row by row.
     batches: list[_Batch] = []
-    source_reports: list[MergeSourceReport] = []
+    source_rows: list[dict[str, Any]] = []
     removed_all: list[str] = []
     for si, info in enumerate(infos):
         check_cancel()
-        report(0.7 + 0.3 * si / len(infos), f"Planning {info.path.name}")
+        report(0.7 + 0.3 * si / len(infos), f"Planning {info.name}")
         keys = _KeyMaker(info.pipelines, info.chains)
         snapshot = state  # nirs4all compares only with rows present before this source
         additions: list[tuple[tuple[Any, ...], _Entry]] = []
@@ -313,11 +392,35 @@ def build_plan(
             batch.bytes = round(size * len(batch.adds) / nrows) if nrows else 0
             total_bytes += batch.bytes
         batches.extend(by_ds[d] for d in sorted(by_ds))
-        source_reports.append(MergeSourceReport(
-            path=str(info.path), name=info.path.name, predictions=len(info.rows),
+        source_rows.append(dict(
+            path=str(info.origin), name=info.name, archive=info.archive, predictions=len(info.rows),
             added=sum(len(b.adds) for b in by_ds.values()), removed=removed, conflicts=conflicts,
             kept_existing=kept, skipped=skipped, datasets=tuple(sorted(ds_seen)), bytes=total_bytes,
-            conflict_details=tuple(details), conflicts_truncated=conflicts > len(details), errors=tuple(errors),
+            conflict_details=tuple(details), conflicts_truncated=conflicts > len(details), errors=errors,
+        ))
+
+    # Lineage: the chains and models the surviving adds need, and what the replacements prune.
+    report(0.97, "Planning chains and models")
+    writes = _dataset_writes(batches, infos, target_ids)
+    t_artifacts = _read_lineage(target)[1]
+    chain_of = {r["prediction_id"]: r["chain_id"] for r in t_rows}
+    chain_counts = collections.Counter(r["chain_id"] for r in t_rows)
+    lineage = plan_lineage(
+        target, infos, writes, t_chains, t_artifacts, chain_of, dict(chain_counts),
+        lambda si, what: _new_id(seed, si, what),
+    )
+    per_source_chains = collections.Counter(c["source"] for c in lineage.chains_added)
+    per_source_arts = collections.Counter(a["source"] for a in lineage.artifacts_added)
+    per_source_art_bytes: collections.Counter[str] = collections.Counter()
+    for a in lineage.artifacts_added:
+        per_source_art_bytes[a["source"]] += a["size_bytes"]
+    source_reports = []
+    for si, kw in enumerate(source_rows):
+        name = kw["name"]
+        kw["errors"] = tuple(kw["errors"] + lineage.errors[si])
+        source_reports.append(MergeSourceReport(
+            **kw, chains_added=per_source_chains[name], artifacts_added=per_source_arts[name],
+            artifact_bytes=per_source_art_bytes[name],
         ))
 
     added = sum(s.added for s in source_reports)
@@ -327,7 +430,9 @@ def build_plan(
     datasets_merged = tuple(sorted(set().union(*(set(s.datasets) for s in source_reports))))
     conflicts_total = sum(s.conflicts for s in source_reports)
     msg = (
-        f"{added} prediction(s) to add from {len(infos)} source(s), {removed_total} target prediction(s) replaced, "
+        f"{added} prediction(s) to add from {len(infos)} source(s) with {len(lineage.chains_added)} chain(s) and "
+        f"{len(lineage.artifacts_added)} new model file(s); {removed_total} target prediction(s) replaced, "
+        f"{len(lineage.chains_removed)} chain(s) and {len(lineage.artifacts_removed)} model file(s) removed; "
         f"{conflicts_total} conflict(s)."
     )
     rep = MergeReport(
@@ -337,14 +442,38 @@ def build_plan(
         datasets_merged=datasets_merged, bytes=sum(s.bytes for s in source_reports),
         prediction_ids=tuple(removed_all), predictions_before=predictions_before,
         predictions_after=predictions_before + added - removed_total, message=msg,
+        chains_added=len(lineage.chains_added), chains_removed=len(lineage.chains_removed),
+        artifacts_added=len(lineage.artifacts_added), artifacts_removed=len(lineage.artifacts_removed),
+        artifact_bytes_added=lineage.artifact_bytes_added, artifact_bytes_removed=lineage.artifact_bytes_removed,
+        chain_changes=tuple(
+            [MergeChainChange("added", c["dataset"], c["model_class"], c["preprocessings"], c["predictions"],
+                              c["source_chain_id"], c["source"]) for c in lineage.chains_added[:LINEAGE_SAMPLE]]
+            + [MergeChainChange("removed", c["dataset"], c["model_class"], c["preprocessings"], c["predictions"],
+                                c["chain_id"], "") for c in lineage.chains_removed[:LINEAGE_SAMPLE]]
+        ),
+        artifact_changes=tuple(
+            [MergeArtifactChange("added", a["artifact_id"], a["operator_class"], a["artifact_type"], a["size_bytes"],
+                                 a["source"]) for a in lineage.artifacts_added[:LINEAGE_SAMPLE]]
+            + [MergeArtifactChange("removed", a["artifact_id"], a["operator_class"], a["artifact_type"],
+                                   a["size_bytes"], "") for a in lineage.artifacts_removed[:LINEAGE_SAMPLE]]
+        ),
+        lineage_truncated=max(len(lineage.chains_added), len(lineage.chains_removed), len(lineage.artifacts_added),
+                              len(lineage.artifacts_removed)) > LINEAGE_SAMPLE,
     )
     report(1.0, "Plan ready")
-    return _Plan(plan_id, rep, batches, infos, target_ids, params, target_token)
+    return _Plan(plan_id, rep, batches, infos, target_ids, params, target_token, writes, lineage)
+
+
+def _source_token(ref: SourceRef, path: Path) -> str:
+    """A folder's state token, or an archive's content fingerprint (each extraction is a fresh folder)."""
+    from ..plans import workspace_state_token
+
+    return f"zip:{archive_token(ref.origin)}" if ref.archive else workspace_state_token(path)
 
 
 def _request(
     target: Path, sources: Sequence[Any], on_conflict: str, datasets: Sequence[str] | None,
-) -> tuple[tuple[str, ...] | None, list[Path], dict[str, Any]]:
+) -> tuple[tuple[str, ...] | None, list[SourceRef], dict[str, Any]]:
     """Validate a merge request: (dataset filter, source paths, the parameters the plan_id covers)."""
     if on_conflict not in STRATEGIES:
         raise InvalidArgumentError(
@@ -355,16 +484,17 @@ def _request(
     ds_filter = None if datasets is None else tuple(dict.fromkeys(str(d) for d in datasets))
     if ds_filter is not None and not ds_filter:
         raise InvalidArgumentError("The dataset filter is empty.", "Pass None to merge every dataset.")
-    source_paths = _resolve_sources(target, sources)
+    refs = _resolve_sources(target, sources)
     target_mode = _check_target(target)
-    for path in source_paths:
-        _check_source(path)
+    for ref in refs:
+        if not ref.archive:
+            _check_source(ref.origin)
     params = {
         "on_conflict": on_conflict, "datasets": list(ds_filter) if ds_filter else None,
-        "sources": [str(p.resolve()) for p in source_paths], "target": str(target.resolve()),
+        "sources": [str(r.origin.resolve()) for r in refs], "target": str(target.resolve()),
         "target_mode": target_mode,
     }
-    return ds_filter, source_paths, params
+    return ds_filter, refs, params
 
 
 # The last previewed plan, so that confirming it does not plan everything again.  It is reused only for
@@ -388,8 +518,12 @@ def _forget() -> None:
 
 def _reuse_plan(
     target: Path, sources: Sequence[Any], on_conflict: str, datasets: Sequence[str] | None, plan_id: str | None,
+    archives: ArchiveSet,
 ) -> _Plan | None:
-    """The remembered preview ``plan_id`` when nothing it depends on changed, else None (plan again)."""
+    """The remembered preview ``plan_id`` when nothing it depends on changed, else None (plan again).
+
+    Archive sources are extracted afresh into ``archives`` (the preview's folders are gone).
+    """
     from ..plans import workspace_state_token
 
     if plan_id is None:
@@ -401,8 +535,15 @@ def _reuse_plan(
     _, _, params = _request(target, sources, on_conflict, datasets)
     if params != plan.params or workspace_state_token(target) != plan.target_token:
         return None
-    if any(workspace_state_token(info.path) != info.token for info in plan.sources):
-        return None
+    for info in plan.sources:
+        if info.archive:
+            if f"zip:{archive_token(info.origin)}" != info.token:
+                return None
+        elif workspace_state_token(info.path) != info.token:
+            return None
+    for info in plan.sources:
+        if info.archive:
+            info.path = archives.open(info.origin)
     return plan
 
 

@@ -57,9 +57,39 @@ class MergeConflict(Report):
 
 
 @dataclass(frozen=True)
+class MergeChainChange(Report):
+    """A chain (a fitted model with its preprocessing) the merge adds to or removes from the target."""
+
+    change: str
+    """``"added"`` (copied from a source) or ``"removed"`` (every prediction of it replaced)."""
+    dataset: str
+    model_class: str
+    preprocessings: str
+    predictions: int
+    chain_id: str
+    """The source's chain id (added) or the target's (removed); an added chain gets a new id in the target."""
+    source: str
+
+
+@dataclass(frozen=True)
+class MergeArtifactChange(Report):
+    """A model file (artifact) the merge registers in the target or that nirs4all's clean-up removes."""
+
+    change: str
+    artifact_id: str
+    operator_class: str
+    artifact_type: str
+    size_bytes: int
+    """Bytes copied (added; 0 when the same content is already there) or freed (removed)."""
+    source: str
+
+
+@dataclass(frozen=True)
 class MergeSourceReport(Report):
     path: str
     name: str
+    archive: bool
+    """The source is a ``.zip`` of a workspace (read from a private temporary folder)."""
     predictions: int
     """Source predictions considered (after the dataset filter)."""
     added: int
@@ -78,6 +108,11 @@ class MergeSourceReport(Report):
     conflict_details: tuple[MergeConflict, ...]
     conflicts_truncated: bool
     errors: tuple[str, ...]
+    chains_added: int
+    """Chains (with their steps and model references) copied for this source's merged predictions."""
+    artifacts_added: int
+    """Model files registered in the target (content already there is reused, not counted)."""
+    artifact_bytes: int
 
 
 @dataclass(frozen=True)
@@ -104,4 +139,16 @@ class MergeReport(Report):
     predictions_before: int
     predictions_after: int
     message: str
+    chains_added: int
+    chains_removed: int
+    """Target chains pruned because every prediction of theirs is replaced."""
+    artifacts_added: int
+    artifacts_removed: int
+    """Target model files nirs4all's clean-up removes (no surviving or merged chain names them)."""
+    artifact_bytes_added: int
+    artifact_bytes_removed: int
+    chain_changes: tuple[MergeChainChange, ...]
+    """The chains added and removed (up to 200 of each; the counts above are exact)."""
+    artifact_changes: tuple[MergeArtifactChange, ...]
+    lineage_truncated: bool
 

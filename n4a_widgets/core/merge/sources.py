@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,29 @@ def _read_store(root: Path, *, full: bool, datasets: set[str] | None) -> tuple[
         if datasets is not None:
             rows = [r for r in rows if r["dataset_name"] in datasets]
         pcols = "pipeline_id, name, expanded_config, generator_choices, best_val, best_test, metric"
+        if full:
+            pcols += ", run_id, dataset_hash, original_template"
         pipelines = {r["pipeline_id"]: r for r in _query(conn, f"SELECT {pcols} FROM pipelines")}
-        ccols = "chain_id, pipeline_id, model_step_idx, branch_path, source_index"
+        ccols = ("chain_id, pipeline_id, model_step_idx, branch_path, source_index, fold_artifacts, shared_artifacts, "
+                 "model_class, preprocessings, dataset_name")
+        if full:
+            ccols += ", steps, fold_strategy, relation_replay_manifest"
         chains = {r["chain_id"]: r for r in _query(conn, f"SELECT {ccols} FROM chains")}
     return rows, pipelines, chains
+
+
+def _read_lineage(root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Runs and artifacts of ``root`` (read-only): what a merged chain needs besides its row."""
+    from ..readonly_sqlite import open_readonly
+
+    db = root / layout.STORE_SQLITE
+    if not db.exists():
+        return {}, {}
+    with open_readonly(db) as conn:
+        runs = {r["run_id"]: r for r in _query(conn, "SELECT run_id, name, config, datasets FROM runs")}
+        acols = "artifact_id, artifact_path, content_hash, operator_class, artifact_type, format, size_bytes, ref_count"
+        artifacts = {r["artifact_id"]: r for r in _query(conn, f"SELECT {acols} FROM artifacts")}
+    return runs, artifacts
 
 
 def _array_index(root: Path, datasets: set[str]) -> tuple[dict[str, set[str]], dict[str, tuple[int, int]]]:
@@ -83,10 +103,12 @@ def _array_index(root: Path, datasets: set[str]) -> tuple[dict[str, set[str]], d
     return ids, info
 
 
-def _check_source(path: Path) -> None:
+def _check_source(root: Path, *, label: str | None = None) -> None:
+    """``root`` is what is read (an archive's extracted folder); ``label`` how the user named it."""
     from ..status import LEGACY, MID_MIGRATION, MIGRATED, NEW, current_schema_version, detect_status
 
-    st = detect_status(path)
+    st = detect_status(root)
+    path = label or str(root)
     if st.storage_mode == MIGRATED:
         if st.schema_version is not None and st.schema_version != current_schema_version():
             raise UnsupportedFormatError(
@@ -127,31 +149,71 @@ def _check_target(path: Path) -> str:
     return MIGRATED
 
 
-def _resolve_sources(target: Path, sources: Sequence[Any]) -> list[Path]:
-    from ..workspace import Workspace
+@dataclass(frozen=True)
+class SourceRef:
+    """A merge source as the user gave it: a workspace folder or a ``.zip`` of one."""
+
+    origin: Path
+    archive: bool
+
+    @property
+    def name(self) -> str:
+        return self.origin.stem if self.archive else self.origin.name
+
+
+def _resolve_sources(target: Path, sources: Sequence[Any]) -> list[SourceRef]:
+    from .archives import is_archive
 
     if isinstance(sources, (str, Path)) or not sources:
         if isinstance(sources, (str, Path)):
             sources = [sources]
         else:
-            raise InvalidArgumentError("No source workspace given.", "Pass one or more workspace folders to merge.")
+            raise InvalidArgumentError(
+                "No source workspace given.", "Pass one or more workspace folders (or .zip archives) to merge.",
+            )
     seen: dict[Path, Path] = {}
-    out: list[Path] = []
+    out: list[SourceRef] = []
     target_real = target.resolve()
     for src in sources:
-        ws = src if isinstance(src, Workspace) else Workspace(src)
-        real = ws.path.resolve()
+        path = Path(getattr(src, "path", src)).expanduser().absolute()  # a Workspace or a path
+        archive = is_archive(path)
+        if not archive and not path.is_dir():
+            if not path.exists():
+                raise WorkspaceError(f"Source folder {path} does not exist.", "Check the path.")
+            raise InvalidArgumentError(
+                f"Source {path} is a file, neither a workspace folder nor a .zip of one.",
+                "Pick the workspace folder (the one holding store.sqlite) or a .zip of it.",
+            )
+        real = path.resolve()
         if real == target_real:
             raise InvalidArgumentError(
-                f"Source {ws.path} is the target workspace itself.", "Remove it from the sources.",
+                f"Source {path} is the target workspace itself.", "Remove it from the sources.",
             )
         if real in seen:
             raise InvalidArgumentError(
-                f"Source {ws.path} is listed twice (same folder as {seen[real]}).", "List each source once.",
+                f"Source {path} is listed twice (same as {seen[real]}).", "List each source once.",
             )
-        seen[real] = ws.path
-        out.append(ws.path)
+        seen[real] = path
+        out.append(SourceRef(path, archive))
     return out
+
+
+def check_source(target: Path, source: Any) -> dict[str, Any]:
+    """Refuse a source that merge cannot read (legacy, not a workspace, a bad archive), read-only.
+
+    What widgets call when a source is added, so a bad one is refused at once,
+    not at preview.  Returns ``{path, name, archive, predictions, datasets}``.
+    """
+    from .archives import ArchiveSet
+
+    (ref,) = _resolve_sources(target, [source])
+    with ArchiveSet() as archives:
+        root = archives.open(ref.origin) if ref.archive else ref.origin
+        _check_source(root, label=str(ref.origin))
+        return {
+            "path": str(ref.origin), "name": ref.name, "archive": ref.archive,
+            "predictions": _count_predictions(root), "datasets": sorted(_dataset_names(root)),
+        }
 
 
 def _dataset_names(root: Path) -> set[str]:
