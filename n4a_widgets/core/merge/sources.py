@@ -232,7 +232,10 @@ def source_datasets(root: Path) -> set[str]:
 
 
 def sibling_workspaces(target: Path) -> list[dict[str, Any]]:
-    """Folders next to ``target`` that hold a ``store.sqlite``: candidates to merge from."""
+    """Folders next to ``target`` that hold a ``store.sqlite``, and ``.zip`` files: candidates to merge from.
+
+    Archives are listed without being opened (``predictions`` is None); they are checked when added.
+    """
     out: list[dict[str, Any]] = []
     parent = target.parent
     try:
@@ -241,12 +244,15 @@ def sibling_workspaces(target: Path) -> list[dict[str, Any]]:
         return out
     for entry in entries:
         try:
+            if entry.is_file() and entry.suffix.lower() == ".zip":
+                out.append({"path": str(entry), "name": entry.name, "predictions": None, "archive": True})
+                continue
             if entry.resolve() == target.resolve() or not (entry / layout.STORE_SQLITE).is_file():
                 continue
             count: int | None = _count_predictions(entry)
         except (OSError, WorkspaceError, sqlite3.Error):
             count = None
-        out.append({"path": str(entry), "name": entry.name, "predictions": count})
+        out.append({"path": str(entry), "name": entry.name, "predictions": count, "archive": False})
     return out
 
 
