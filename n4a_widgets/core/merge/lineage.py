@@ -127,7 +127,11 @@ def plan_lineage(
     new_id: Any,
 ) -> LineagePlan:
     """Plan chains and artifacts for the surviving adds in ``writes`` (``_DatasetWrite``s, in write order)."""
-    by_content = {(a["content_hash"], a["format"]): aid for aid, a in target_artifacts.items() if a["content_hash"]}
+    art_dir = root / layout.ARTIFACTS_DIR
+    # Reuse a target model only when its file is there (a row whose file is gone could not replay).
+    by_content = {(a["content_hash"], a["format"]): aid for aid, a in target_artifacts.items()
+                  if a["content_hash"] and safe_artifact_path(a["artifact_path"])
+                  and (art_dir / a["artifact_path"]).is_file()}
     planned_paths: set[str] = set()
     adds: dict[str, ArtifactAdd] = {}
     maps: list[dict[str, str]] = [{} for _ in infos]
@@ -136,7 +140,6 @@ def plan_lineage(
     new_refs_by_ds: dict[str, list[set[str]]] = collections.defaultdict(list)
     seen_chains: set[tuple[int, str]] = set()
     index_of = {id(info): i for i, info in enumerate(infos)}
-    art_dir = root / layout.ARTIFACTS_DIR
 
     def map_artifact(si: int, aid: str) -> None:
         info = infos[si]

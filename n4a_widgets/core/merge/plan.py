@@ -279,7 +279,8 @@ def build_plan(
         check_cancel()
         report(0.6 * i / len(refs), f"Reading source {ref.name}")
         path = archives.open(ref.origin) if ref.archive else ref.origin
-        _check_source(path, label=str(ref.origin))
+        if ref.archive:  # folders were checked by _request
+            _check_source(path, label=str(ref.origin))
         token = _source_token(ref, path)
         rows, pipelines, chains = _read_store(path, full=True, datasets=set(ds_filter) if ds_filter else None)
         ds_set = {r["dataset_name"] for r in rows}
