@@ -238,10 +238,16 @@ def test_write_context_hooks_see_what_the_merge_replaces_and_adds(
 # ------------------------------------------------------------------ archives, safely
 
 
-def _zip(dest: Path, members: dict[str, bytes], *, symlink: str | None = None) -> Path:
+def _zip(dest: Path, members: dict[str, bytes], *, symlink: str | None = None, twice: str | None = None) -> Path:
+    import warnings
+
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
+        if twice is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Duplicate name": exactly what this archive is about
+                zf.writestr(twice, b"second copy")
         if symlink is not None:
             info = zipfile.ZipInfo(symlink)
             info.external_attr = (0o120777 << 16)
@@ -260,13 +266,17 @@ def _temp_folders() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("n4a-merge-src-*")}
 
 
-@pytest.mark.parametrize("kind", ["traversal", "absolute", "symlink", "bomb", "not_a_workspace", "two_workspaces"])
+@pytest.mark.parametrize(
+    "kind", ["traversal", "absolute", "symlink", "bomb", "not_a_workspace", "two_workspaces", "duplicate"],
+)
 def test_unsafe_or_wrong_archives_are_refused_and_nothing_is_written(
     ws: dict[str, Path], tmp_path: Path, kind: str,
 ) -> None:
     members = _workspace_members(ws["a"])
-    symlink = None
-    if kind == "traversal":
+    symlink = twice = None
+    if kind == "duplicate":
+        twice = "ws/store.sqlite"
+    elif kind == "traversal":
         members["ws/../../escaped.txt"] = b"x"
     elif kind == "absolute":
         members["/tmp/escaped.txt"] = b"x"
@@ -278,13 +288,13 @@ def test_unsafe_or_wrong_archives_are_refused_and_nothing_is_written(
         members = {"notes/readme.txt": b"hello", "data.csv": b"1,2,3"}
     elif kind == "two_workspaces":
         members |= _workspace_members(ws["b"], "other/")
-    archive = _zip(tmp_path / f"{kind}.zip", members, symlink=symlink)
+    archive = _zip(tmp_path / f"{kind}.zip", members, symlink=symlink, twice=twice)
     target = ws["b"]
     before = {p: p.stat().st_mtime_ns for p in target.rglob("*")}
     temps = _temp_folders()
     with pytest.raises(InvalidArgumentError) as err:
         Workspace(target).merge([archive])
-    assert "nothing was extracted" in str(err.value) or "holds no nirs4all workspace" in str(err.value)
+    assert "it was not merged" in str(err.value)
     with pytest.raises(InvalidArgumentError):
         merge_mod.check_source(target, archive)
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/escaped.txt").exists()

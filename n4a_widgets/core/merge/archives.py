@@ -51,7 +51,7 @@ def is_archive(path: Path) -> bool:
 
 def _refuse(archive: Path, what: str, hint: str = "") -> InvalidArgumentError:
     return InvalidArgumentError(
-        f"Archive {archive} {what}; nothing was extracted from it.",
+        f"Archive {archive} {what}; it was not merged (nothing of it was kept).",
         hint or "Give a .zip made from a nirs4all workspace folder (for example nirs4all-cluster's workspace.zip).",
     )
 
@@ -133,6 +133,8 @@ def extract_workspace(archive: Path, into: Path) -> Path:
                 continue
             out.parent.mkdir(parents=True, exist_ok=True)
             member_written = 0
+            if out.exists():
+                raise _refuse(archive, f"lists {info.filename!r} twice")
             with zf.open(info) as src, open(out, "xb") as dst:
                 while chunk := src.read(_CHUNK):
                     member_written += len(chunk)
