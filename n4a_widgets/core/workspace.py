@@ -299,8 +299,12 @@ class Workspace:
 
         Same conflict key and strategies as nirs4all's
         ``Predictions.merge_stores`` (``keep_best``, ``keep_existing``,
-        ``overwrite``), batched.  Sources are only read and must be
-        current-format workspaces.  ``dry_run=True`` returns the exact plan
+        ``overwrite``), batched, with their models: merged predictions keep
+        their run, pipeline, chain (steps) and model files, so
+        ``nirs4all.predict(chain_id=..., workspace_path=target)`` works on
+        them; a model another chain needs is never removed.  A source is a
+        workspace folder or a ``.zip`` of one; sources are only read and must
+        be current-format workspaces.  ``dry_run=True`` returns the exact plan
         (``added``, ``removed``, conflicts per source, ``plan_id``); execute it
         with ``dry_run=False, plan_id=...``.  Returns a ``MergeReport``.
         """

@@ -28,8 +28,13 @@ class MergeStores(PreviewConfirm):
     ``preview()``), ``confirm()``, ``discard_preview()``, ``cancel()``,
     ``wait()``, ``refresh_siblings()``.
 
-    Traits: ``sources`` (paths, in merge order), ``siblings`` (folders next to
-    the target that hold a nirs4all store, offered for one-click add),
+    A source is a workspace folder or a ``.zip`` of one (nirs4all-cluster's
+    ``workspace.zip``); a legacy, unreadable or non-workspace source is refused
+    when it is added, not at preview.
+
+    Traits: ``sources`` (paths, in merge order), ``source_info`` (what each
+    holds), ``siblings`` (folders and ``.zip`` files next to the target that
+    hold a nirs4all store, offered for one-click add),
     ``strategy`` and ``strategies`` (name -> one-line explanation),
     ``datasets`` (the filter; empty = all) and ``available_datasets``,
     ``preview`` (the pending dry run, ``{"operation", "inputs", "report"}``),
@@ -41,6 +46,8 @@ class MergeStores(PreviewConfirm):
     _main_preview = "preview_merge"
 
     sources = t.List(t.Unicode()).tag(sync=True)
+    source_info = t.List(t.Dict()).tag(sync=True)
+    """Per source, as checked when it was added: ``{path, name, archive, predictions, datasets}``."""
     siblings = t.List(t.Dict()).tag(sync=True)
     strategy = t.Unicode("keep_best").tag(sync=True)
     strategies = t.Dict().tag(sync=True)
@@ -88,39 +95,38 @@ class MergeStores(PreviewConfirm):
 
     @action
     def add_source(self, path: str | pathlib.Path) -> None:
-        """Add a source workspace (checked to exist; its format is checked by the preview)."""
-        from ..core.merge import source_datasets
+        """Add a workspace folder or a ``.zip`` of one; refused at once if merge cannot read it (legacy, not one)."""
+        from ..core.merge import check_source
 
         self._require_idle()
         text = str(path).strip()
         if not text:
-            raise InvalidArgumentError("Type the path of a workspace folder to add.")
-        src = Workspace(text)
+            raise InvalidArgumentError("Type the path of a workspace folder (or a .zip of one) to add.")
         assert self.workspace is not None
-        if src.path.resolve() == self.workspace.path.resolve():
-            raise InvalidArgumentError(f"{src.path} is the target workspace itself.", "Add another workspace.")
-        if any(pathlib.Path(s).resolve() == src.path.resolve() for s in self.sources):
-            raise InvalidArgumentError(f"{src.path} is already a source.")
-        self.sources = [*self.sources, str(src.path)]
-        names = set(self.available_datasets) | source_datasets(src.path)
-        self.available_datasets = sorted(names)
+        candidate = pathlib.Path(text).expanduser().absolute()
+        if any(pathlib.Path(s).resolve() == candidate.resolve() for s in self.sources):
+            raise InvalidArgumentError(f"{candidate} is already a source.")
+        info = check_source(self.workspace.path, candidate)
+        self.sources = [*self.sources, info["path"]]
+        self.source_info = [*self.source_info, info]
+        self._datasets_changed()
         self._inputs_changed()
         self._update_siblings()
 
     @action
     def remove_source(self, path: str | pathlib.Path) -> None:
         """Drop a source from the list."""
-        from ..core.merge import source_datasets
-
         self._require_idle()
         self.sources = [s for s in self.sources if s != str(path)]
-        names: set[str] = set()
-        for s in self.sources:
-            names |= source_datasets(pathlib.Path(s))
-        self.available_datasets = sorted(names)
-        self.datasets = [d for d in self.datasets if d in names]
+        self.source_info = [i for i in self.source_info if i["path"] != str(path)]
+        self._datasets_changed()
         self._inputs_changed()
         self._update_siblings()
+
+    def _datasets_changed(self) -> None:
+        names = {d for info in self.source_info for d in info.get("datasets", [])}
+        self.available_datasets = sorted(names)
+        self.datasets = [d for d in self.datasets if d in names]
 
     @action
     def set_strategy(self, strategy: str) -> None:
