@@ -31,6 +31,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say where the widget screenshots of this run are (light and dark, per front-end)."""
+    from gallery import SCREENSHOTS
+
+    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.glob("*.png")):
+        n = len(list(SCREENSHOTS.glob("*.png")))
+        terminalreporter.write_line(f"widget screenshots ({n} PNG, light and dark): {SCREENSHOTS}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

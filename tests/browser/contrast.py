@@ -68,18 +68,21 @@ CONTRAST_JS = r"""(root) => {
     return o;
   };
   const exempt = (el) => el.closest(":disabled, [aria-disabled=true]") !== null;
-  const visible = (el) => el.getClientRects().length > 0 && el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
+  const visible = (el) => el.getClientRects().length > 0
+    && el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
   const describe = (el) => {
-    const cls = typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\s+/).join(".") : "";
+    const names = typeof el.className === "string" ? el.className.trim() : "";
+    const cls = names ? "." + names.split(/\s+/).join(".") : "";
     return el.tagName.toLowerCase() + cls;
   };
   const fmt = (c) => "rgb(" + c.slice(0, 3).map((v) => Math.round(v)).join(",") + ")";
+  const FIELDS = "input[type=text], input[type=number], input[type=search], input:not([type]), select, textarea";
   const out = [];
   const all = [root, ...root.querySelectorAll("*")];
   for (const el of all) {
     if (!visible(el) || exempt(el)) continue;
     const cs = getComputedStyle(el);
-    const isField = el.matches("input[type=text], input[type=number], input[type=search], input:not([type]), select, textarea");
+    const isField = el.matches(FIELDS);
     const own = isField ? (el.value || "") : Array.from(el.childNodes)
       .filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent).join("").trim();
     const bg = effectiveBg(el);
@@ -92,14 +95,15 @@ CONTRAST_JS = r"""(root) => {
       out.push({ kind: "text", what: describe(el), text: own.trim().slice(0, 40), fg: fmt(fg), bg: fmt(bg),
         ratio: ratio(fg, bg), required: large ? 3 : 4.5, faded: opacity(el) < 1 });
     }
-    if (el.matches("button, input[type=text], input[type=number], input[type=search], input:not([type]), select, textarea")) {
+    if (el.matches("button, " + FIELDS)) {
       const parent = parentOf(el);
       const around = parent ? effectiveBg(parent) : [255, 255, 255, 1];
       const candidates = [ratio(bg, around)];
       const bw = parseFloat(cs.borderTopWidth) || 0;
-      if (bw > 0 && cs.borderTopStyle !== "none") candidates.push(ratio(over(parse(cs.borderTopColor), around), around));
+      const border = over(parse(cs.borderTopColor), around);
+      if (bw > 0 && cs.borderTopStyle !== "none") candidates.push(ratio(border, around));
       out.push({ kind: "control", what: describe(el), text: (el.innerText || el.value || "").trim().slice(0, 40),
-        fg: fmt(over(parse(cs.borderTopColor), around)), bg: fmt(around), ratio: Math.max(...candidates),
+        fg: fmt(border), bg: fmt(around), ratio: Math.max(...candidates),
         required: 3, faded: opacity(el) < 1 });
     }
   }
@@ -135,4 +139,5 @@ def summary(measures: list[Measure]) -> str:
     """Lowest text and control ratios, for the test log and the closing note."""
     text = [m.ratio for m in measures if m.kind == "text"]
     ctl = [m.ratio for m in measures if m.kind == "control"]
-    return (f"{len(text)} texts, min {min(text):.2f}:1; {len(ctl)} controls, min {min(ctl) if ctl else float('nan'):.2f}:1")
+    low_ctl = f"{min(ctl):.2f}:1" if ctl else "-"
+    return f"{len(text)} texts, min {min(text):.2f}:1; {len(ctl)} controls, min {low_ctl}"

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from helpers import LEGACY_FIXTURES
 
-SCREENSHOTS = Path(os.environ.get("N4A_SCREENSHOTS", Path(__file__).resolve().parents[2] / "test-results" / "screenshots"))
+#: Where the browser tests write widget screenshots (.gitignore'd); N4A_SCREENSHOTS overrides it.
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("N4A_SCREENSHOTS") or REPO / "test-results" / "screenshots")
 
 JOIN_SQL = (
     "SELECT p.prediction_id, p.dataset_name, p.partition, p.val_score, a.y_pred "
@@ -35,15 +37,18 @@ GALLERY: list[tuple[str, str]] = [
     ("merge_stores_preview", "w = MergeStores('g_ws', ['g_src']); w.preview(); w.wait(60)"),
 ]
 
-IMPORTS = "from n4a_widgets import StorageHealth, MigrationWizard, MaintenancePanel, SqlConsole, ExportPicker, MergeStores"
+IMPORTS = (
+    "from n4a_widgets import StorageHealth, MigrationWizard, MaintenancePanel, SqlConsole, ExportPicker, MergeStores"
+)
 
 
 def entries() -> list[tuple[str, str]]:
     """The gallery, plus WorkspaceBrowser once the package has it."""
     import n4a_widgets
 
-    extra = [("workspace_browser", "w = WorkspaceBrowser('.'); w.wait(60)")] if hasattr(n4a_widgets, "WorkspaceBrowser") else []
-    return GALLERY + extra
+    if not hasattr(n4a_widgets, "WorkspaceBrowser"):
+        return list(GALLERY)
+    return [*GALLERY, ("workspace_browser", "w = WorkspaceBrowser('.'); w.wait(60)")]
 
 
 def imports() -> str:

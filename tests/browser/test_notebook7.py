@@ -9,8 +9,7 @@ from pathlib import Path
 import gallery
 import journeys
 from contrast import failures, measure, summary
-from jlab import NotebookPage, write_notebook
-from test_themes import THEMES, _switch_theme
+from jlab import THEMES, NotebookPage, switch_theme, write_notebook
 
 
 def open_notebook7(page, base_url: str, relpath: str) -> NotebookPage:
@@ -49,7 +48,7 @@ def test_widgets_in_notebook7(jupyter_server, page, demo_master: Path, served_co
     bad: list[str] = []
     try:
         for key, theme in THEMES.items():
-            _switch_theme(page, theme)
+            switch_theme(page, theme)
             for name, root in roots.items():
                 root.scroll_into_view_if_needed()
                 measures = measure(root)

@@ -4,26 +4,13 @@ each theme under test-results/screenshots/ for a reviewer to open."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 import gallery
 from contrast import failures, measure, summary
-from jlab import open_notebook, write_notebook
-
-THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
-
-
-def _switch_theme(page, theme: str) -> None:
-    page.evaluate("t => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", theme)
-    deadline = time.monotonic() + 30
-    while page.evaluate("() => document.body.dataset.jpThemeName") != theme:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"theme {theme} not applied")
-        time.sleep(0.1)
-    page.wait_for_timeout(500)  # the theme's stylesheet swaps in after the attribute
+from jlab import THEMES, open_notebook, switch_theme, write_notebook
 
 
 def test_every_widget_meets_wcag_aa_in_light_and_dark(jupyter_server, page, demo_master: Path, record_property) -> None:
@@ -43,7 +30,7 @@ def test_every_widget_meets_wcag_aa_in_light_and_dark(jupyter_server, page, demo
 
     bad: list[str] = []
     for theme_key, theme in THEMES.items():
-        _switch_theme(page, theme)
+        switch_theme(page, theme)
         for name, root in widgets.items():
             root.scroll_into_view_if_needed()
             measures = measure(root)
