@@ -70,3 +70,19 @@ def prepare(root: Path, demo_master: Path) -> None:
 def shot(frontend: str, theme: str, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{frontend}-{theme}-{name}.png"
+
+
+def screenshot(page: object, root: object, path: Path) -> None:
+    """Screenshot a widget whole: a widget taller than the page would be cut by
+    the notebook's scroll area, so the viewport grows to fit it for the shot."""
+    size = page.viewport_size  # type: ignore[attr-defined]
+    box = root.bounding_box()  # type: ignore[attr-defined]
+    grow = box is not None and size is not None and box["height"] + 250 > size["height"]
+    if grow:
+        page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 300})  # type: ignore[attr-defined]
+    try:
+        root.scroll_into_view_if_needed()  # type: ignore[attr-defined]
+        root.screenshot(path=str(path))  # type: ignore[attr-defined]
+    finally:
+        if grow:
+            page.set_viewport_size(size)  # type: ignore[attr-defined]

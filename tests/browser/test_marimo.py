@@ -62,7 +62,7 @@ def test_widgets_in_marimo(browser, demo_master: Path, tmp_path: Path) -> None:
                     measures = measure(el)
                     print(f"[contrast] marimo {scheme:5} {name:28} {summary(measures)}")
                     bad += [f"marimo {scheme} · {name}: {m}" for m in failures(measures)]
-                    el.screenshot(path=str(gallery.shot("marimo", scheme, name)))
+                    gallery.screenshot(page, el, gallery.shot("marimo", scheme, name))
             assert not errors, errors
             assert not bad, "\n".join(bad)
         finally:

@@ -54,7 +54,7 @@ def test_widgets_in_notebook7(jupyter_server, page, demo_master: Path, served_co
                 measures = measure(root)
                 print(f"[contrast] notebook7 {key:5} {name:20} {summary(measures)}")
                 bad += [f"{theme} · {name}: {m}" for m in failures(measures)]
-                root.screenshot(path=str(gallery.shot("notebook7", key, name)))
+                gallery.screenshot(page, root, gallery.shot("notebook7", key, name))
     finally:
         jupyter_server.set_theme("JupyterLab Light")
     assert not bad, "\n".join(bad)

@@ -38,7 +38,7 @@ def test_every_widget_meets_wcag_aa_in_light_and_dark(jupyter_server, page, demo
             record_property(f"contrast-{theme_key}-{name}", summary(measures))
             print(f"[contrast] jupyterlab {theme_key:5} {name:28} {summary(measures)}")
             bad += [f"{theme} · {name}: {m}" for m in failures(measures)]
-            root.screenshot(path=str(gallery.shot("jupyterlab", theme_key, name)))
+            gallery.screenshot(page, root, gallery.shot("jupyterlab", theme_key, name))
     assert not bad, "WCAG AA contrast failures:\n" + "\n".join(bad)
 
 
