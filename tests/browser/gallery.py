@@ -34,6 +34,7 @@ GALLERY: list[tuple[str, str]] = [
     ("sql_console_results", f"w = SqlConsole('g_ws', page_size=10); w.run({JOIN_SQL!r}); w.wait(60)"),
     ("sql_console_error", "w = SqlConsole('g_ws'); w.run('DELETE FROM predictions'); w.wait(60)"),
     ("export_picker", "w = ExportPicker('g_ws'); w.wait(60)"),
+    ("export_picker_done", "w = ExportPicker('g_ws'); w.wait(60); w.export('g_export.zip'); w.wait(60)"),
     ("merge_stores_preview", "w = MergeStores('g_ws', ['g_src']); w.preview(); w.wait(60)"),
 ]
 
@@ -65,6 +66,7 @@ def prepare(root: Path, demo_master: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(source, target)
+    (root / "g_export.zip").unlink(missing_ok=True)
 
 
 def shot(frontend: str, theme: str, name: str) -> Path:
