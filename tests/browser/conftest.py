@@ -33,11 +33,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say where the widget screenshots of this run are (light and dark, per front-end)."""
-    from gallery import SCREENSHOTS
+    from gallery import SCREENSHOTS, WRITTEN
 
-    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.glob("*.png")):
-        n = len(list(SCREENSHOTS.glob("*.png")))
-        terminalreporter.write_line(f"widget screenshots ({n} PNG, light and dark): {SCREENSHOTS}")
+    if WRITTEN:
+        terminalreporter.write_line(f"widget screenshots ({len(set(WRITTEN))} PNG, light and dark): {SCREENSHOTS}")
 
 
 def _free_port() -> int:

@@ -69,9 +69,15 @@ def prepare(root: Path, demo_master: Path) -> None:
     (root / "g_export.zip").unlink(missing_ok=True)
 
 
+#: Screenshots written in this pytest session (the terminal summary reports them).
+WRITTEN: list[Path] = []
+
+
 def shot(frontend: str, theme: str, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / f"{frontend}-{theme}-{name}.png"
+    path = SCREENSHOTS / f"{frontend}-{theme}-{name}.png"
+    WRITTEN.append(path)
+    return path
 
 
 def screenshot(page: object, root: object, path: Path) -> None:
