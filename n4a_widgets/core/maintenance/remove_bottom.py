@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import layout
-from .arrays_readonly import read_tombstones, scan_array_files
-from .errors import (
+from .. import layout
+from ..arrays_readonly import read_tombstones, scan_array_files
+from ..errors import (
     CorruptStoreError,
     InvalidArgumentError,
     OperationCancelledError,
@@ -49,14 +49,14 @@ from .errors import (
     UnsupportedFormatError,
     WorkspaceError,
 )
-from .locking import exclusive_job
-from .plans import check_plan, make_plan_id, metadata_digest, workspace_state_token
-from .readonly_sqlite import map_sqlite_error, open_readonly
-from .reports import Report
-from .writers import ensure_no_writer
+from ..locking import exclusive_job
+from ..plans import check_plan, make_plan_id, metadata_digest, workspace_state_token
+from ..readonly_sqlite import map_sqlite_error, open_readonly
+from ..reports import Report
+from ..writers import ensure_no_writer
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
@@ -234,13 +234,13 @@ class _Clock:
 
 
 def _root(ws: Workspace | Path | str) -> Path:
-    from .workspace import as_workspace
+    from ..workspace import as_workspace
 
     return as_workspace(ws).path
 
 
 def _require_current(root: Path) -> None:
-    from .status import MIGRATED, detect_status
+    from ..status import MIGRATED, detect_status
 
     status = detect_status(root)
     if status.storage_mode != MIGRATED:
@@ -831,7 +831,7 @@ def compact(
     _require_current(root)
     names = _dataset_of_files(root)
     if dataset_name is not None:
-        from .arrays_readonly import parquet_path_for
+        from ..arrays_readonly import parquet_path_for
 
         target = str(parquet_path_for(root, dataset_name))
         known = sorted(set(names.values()) | set(maintenance_choices(root).datasets))

@@ -1,0 +1,41 @@
+"""Maintenance: compact, clean dead links, remove the bottom fraction (one module per operation)."""
+
+from .remove_bottom import (
+    EXECUTION_ONLY_FIELDS,
+    CleanDeadLinksReport,
+    CompactReport,
+    DatasetCompaction,
+    DatasetCut,
+    DatasetOrphans,
+    MaintenanceChoices,
+    MetricGroupCut,
+    RemoveBottomReport,
+    ScoreDistribution,
+    ScoreGroup,
+    WorkspaceError,
+    clean_dead_links,
+    compact,
+    maintenance_choices,
+    remove_bottom,
+    score_distribution,
+)
+
+__all__ = [
+    "EXECUTION_ONLY_FIELDS",
+    "CleanDeadLinksReport",
+    "CompactReport",
+    "DatasetCompaction",
+    "DatasetCut",
+    "DatasetOrphans",
+    "MaintenanceChoices",
+    "MetricGroupCut",
+    "RemoveBottomReport",
+    "ScoreDistribution",
+    "ScoreGroup",
+    "WorkspaceError",
+    "clean_dead_links",
+    "compact",
+    "maintenance_choices",
+    "remove_bottom",
+    "score_distribution",
+]
