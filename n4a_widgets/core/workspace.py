@@ -182,6 +182,7 @@ class Workspace:
         *,
         dataset_name: str | None = None,
         dry_run: bool = True,
+        plan_id: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
@@ -189,13 +190,15 @@ class Workspace:
         """Apply pending deletes and rewrite array files (per dataset).
 
         ``dry_run=True`` (the default, like every writing method) reports rows
-        before/after without writing; ``force`` overrides a stale job marker
+        before/after without writing, and a ``plan_id``; only files with
+        pending deletes are rewritten.  ``force`` overrides a stale job marker
         or a run left 'running' by a crash.
         """
         from .maintenance import compact
 
         return compact(
-            self.path, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run, force=force
+            self.path, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run,
+            plan_id=plan_id, force=force,
         )
 
     def clean_dead_links(

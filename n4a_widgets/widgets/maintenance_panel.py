@@ -96,7 +96,7 @@ class MaintenancePanel(WorkspaceWidget):
         try:
             inputs = self._inputs()
             self.distribution = score_distribution(
-                self.workspace, inputs["metric"], inputs["partition"], inputs["dataset_name"]
+                self.workspace.path, inputs["metric"], inputs["partition"], inputs["dataset_name"]
             ).to_dict()
         except WorkspaceError as exc:
             self.distribution = {}
@@ -107,7 +107,7 @@ class MaintenancePanel(WorkspaceWidget):
         from ..core.maintenance import maintenance_choices
 
         assert self.workspace is not None
-        self.choices = maintenance_choices(self.workspace).to_dict()
+        self.choices = maintenance_choices(self.workspace.path).to_dict()
         self._load_distribution()
         self.busy_reason = self._busy_reason()
 
