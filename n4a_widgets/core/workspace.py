@@ -20,11 +20,13 @@ from .errors import WorkspaceError
 if TYPE_CHECKING:
     from .export import ExportReport
     from .health import StorageHealthReport
+    from .history import ActionRecord
     from .maintenance import CleanDeadLinksReport, CompactReport, RemoveBottomReport
     from .merge import MergeReport
     from .migration import MigrationReport
     from .sql import QueryResult
     from .status import StorageStatus
+    from .undo import PurgeReport, UndoReport
     from .usage import WorkspaceStats
 
 Progress = Callable[[float, str], None]
@@ -313,6 +315,67 @@ class Workspace:
             on_conflict=on_conflict, datasets=datasets, dry_run=dry_run, plan_id=plan_id, force=force,
             progress=progress, cancel=cancel,
         )
+
+
+    # ------------------------------------------------------- history, undo
+
+    def history(self, limit: int = 100) -> tuple[ActionRecord, ...]:
+        """The write actions run on this workspace, newest first (read-only).
+
+        Every write of n4a_widgets (compact, clean dead links, remove bottom,
+        merge, migrate, undo, purge) is recorded inside the workspace, crash-
+        safely, with its parameters, ``plan_id``, UTC start/end, user, host,
+        counts and outcome (``done`` / ``failed`` / ``cancelled``); ``undoable``
+        says whether ``undo(action_id)`` can take it back.
+        """
+        from .history import history
+
+        return history(self.path, limit=limit)
+
+    def undo(
+        self,
+        action_id: str,
+        *,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> UndoReport:
+        """Take back a recorded action: what it removed comes back, what it added goes.
+
+        Restores from the trash through nirs4all's write API (same
+        ``prediction_id``s, scores, arrays, chains and artifacts), also after a
+        compaction.  ``dry_run=True`` (the default) says exactly what comes back
+        (``restored``) and what goes (``removed``) and returns a ``plan_id``;
+        execute with ``dry_run=False, plan_id=...``.  The undo is recorded too,
+        and can itself be undone.  An action already undone, or whose trash was
+        purged, raises ``WorkspaceError`` saying so.
+        """
+        from .undo import undo
+
+        return undo(self.path, action_id, dry_run=dry_run, plan_id=plan_id, force=force, progress=progress,
+                    cancel=cancel)
+
+    def purge_trash(
+        self,
+        older_than_days: float = 30,
+        *,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PurgeReport:
+        """Delete for good the trash of actions older than ``older_than_days`` (their undo ends).
+
+        Nothing else ever empties the trash.  ``dry_run=True`` (the default)
+        lists the actions and bytes; execute with ``dry_run=False, plan_id=...``.
+        """
+        from .undo import purge_trash
+
+        return purge_trash(self.path, older_than_days, dry_run=dry_run, plan_id=plan_id, force=force,
+                           progress=progress, cancel=cancel)
 
 
 def as_workspace(value: Any) -> Workspace:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import layout
 from .. import nirs4all_api as api
+from ..crash import kill_point
 from ..errors import OperationCancelledError, PlanChangedError
 from ..paths import store_db
 from ..plans import metadata_digest
@@ -114,6 +115,8 @@ def delete_in_batches(
                         )
             done.extend(batch)
             ctx.removed_ids.extend(batch)
+            if batch:
+                kill_point("after_batch")
         if array_orphans and not cancelled:
             store.array_store.delete_batch(set(array_orphans))
             ctx.removed_ids.extend(array_orphans)
