@@ -837,9 +837,11 @@ def _dataset_writes(plan: _Plan) -> list[_DatasetWrite]:
 
 def _write_dataset(
     store: Any, write: _DatasetWrite, expected: set[str], on_conflict: str, records: list[dict[str, Any]],
-    step: Callable[[str], None],
+    step: Callable[[str], None], ctx: Any = None,
 ) -> None:
     ds = write.dataset
+    if ctx is not None:  # core/write_op.WriteContext: announce the ids (undo after a crash)
+        ctx.before_add([nid for _info, adds, _n in write.parts for _row, nid in adds])
     with store.transaction():
         for index, (info, adds, replaced) in enumerate(write.parts):
             name = info.path.name
@@ -867,8 +869,13 @@ def _write_dataset(
         if write.removes:
             from .nirs4all_api import delete_predictions
 
+            if ctx is not None:  # the trash keeps the replaced predictions (undo)
+                ctx.before_delete(store, list(write.removes))
             delete_predictions(store, list(write.removes))
         step("Committing")
+    if ctx is not None:
+        ctx.added_ids.extend(nid for _info, adds, _n in write.parts for _row, nid in adds)
+        ctx.removed_ids.extend(write.removes)
 
 
 def _save_predictions(
@@ -993,7 +1000,7 @@ def merge(
 
 
 def _execute(
-    target: Path, plan: _Plan, on_conflict: str, report: Progress, cancel: threading.Event | None,
+    target: Path, plan: _Plan, on_conflict: str, report: Progress, cancel: threading.Event | None, ctx: Any = None,
 ) -> None:
     from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
 
@@ -1034,7 +1041,7 @@ def _execute(
                 analyze(store)
                 analyzed_at = max(done, 1)
             try:
-                _write_dataset(store, write, ds_expected, on_conflict, records, step)
+                _write_dataset(store, write, ds_expected, on_conflict, records, step, ctx)
             except sqlite3.OperationalError as exc:
                 raise _busy(target, exc) from exc
             del records

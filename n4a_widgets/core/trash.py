@@ -323,3 +323,22 @@ def trash_size_of(root: Path, action_id: str) -> int:
             with contextlib.suppress(OSError):
                 total += (Path(dirpath) / name).stat().st_size
     return total
+
+
+#: Health warns when the trash holds more than this many bytes ...
+LARGE_TRASH_BYTES = 1 << 30
+#: ... or more than this fraction of the rest of the workspace.
+LARGE_TRASH_FRACTION = 0.25
+
+
+def trash_note(root: Path, workspace_bytes: int) -> str | None:
+    """The health warning for a large trash (None when small): what it holds and how to purge it."""
+    nbytes, _files = trash_size(root)
+    if nbytes == 0 or (nbytes < LARGE_TRASH_BYTES and nbytes < LARGE_TRASH_FRACTION * max(workspace_bytes, 1)):
+        return None
+    base = trash_root(root)
+    actions = sum(1 for p in base.iterdir() if p.is_dir()) if base.is_dir() else 0
+    return (
+        f"The trash holds {nbytes / 1e6:,.1f} MB for {actions} action(s) (kept so they can be undone); "
+        "purge what you no longer need: ws.purge_trash(older_than_days=30)."
+    )
