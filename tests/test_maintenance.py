@@ -195,7 +195,8 @@ def test_cancel_between_batches_leaves_a_consistent_workspace(demo_ws: Path) -> 
     from n4a_widgets.core.maintenance import remove_bottom
 
     report = remove_bottom(
-        demo_ws, 0.6, partition=None, dry_run=False, plan_id=plan.plan_id, progress=progress, cancel=cancel, batch_size=4
+        demo_ws, 0.6, partition=None, dry_run=False, plan_id=plan.plan_id, progress=progress, cancel=cancel,
+        batch_size=4,
     )
     assert report.cancelled is True
     assert report.removed == 8 and report.planned == plan.planned

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from undo_helpers import assert_same, nirs4all_reads_cleanly, predictions, snapshot
 
 from n4a_widgets import InvalidArgumentError, PlanChangedError, Workspace, WorkspaceError
 from n4a_widgets.core import layout
 
 from helpers import tree_hash
-from undo_helpers import assert_same, nirs4all_reads_cleanly, predictions, snapshot
 
 
 def _done(ws: Workspace, op: str) -> Any:
