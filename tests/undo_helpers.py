@@ -22,7 +22,7 @@ def predictions(ws: Path) -> dict[str, dict[str, Any]]:
     conn = _conn(ws)
     try:
         rows = conn.execute("SELECT * FROM predictions").fetchall()
-        return {r["prediction_id"]: {k: r[k] for k in r.keys() if k not in VOLATILE} for r in rows}
+        return {r["prediction_id"]: {k: r[k] for k in r.keys() if k not in VOLATILE} for r in rows}  # noqa: SIM118 - sqlite3.Row
     finally:
         conn.close()
 
@@ -31,7 +31,7 @@ def table(ws: Path, name: str, key: str, columns: str = "*") -> dict[str, dict[s
     conn = _conn(ws)
     try:
         rows = conn.execute(f"SELECT {columns} FROM {name}").fetchall()  # noqa: S608 - test helper
-        return {r[key]: {k: r[k] for k in r.keys() if k not in VOLATILE} for r in rows}
+        return {r[key]: {k: r[k] for k in r.keys() if k not in VOLATILE} for r in rows}  # noqa: SIM118 - sqlite3.Row
     finally:
         conn.close()
 
