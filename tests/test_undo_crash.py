@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from undo_helpers import assert_same, nirs4all_reads_cleanly, predictions, snapshot
 
 from n4a_widgets import Workspace
 from n4a_widgets.core.crash import KILL_ENV
-
-from undo_helpers import assert_same, nirs4all_reads_cleanly, predictions, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
