@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from ..core.merge import STRATEGIES, MergeReport
-from ..core.merge import merge as merge_into
 from ..core.workspace import Workspace
 from .output import CliProgress, emit, human_bytes
 
@@ -56,8 +55,8 @@ def summary(r: MergeReport) -> str:
 def _merge(args: argparse.Namespace) -> int:
     if args.plan_id and not args.yes:
         args.yes = True
-    r = merge_into(
-        Workspace(args.target), args.sources, on_conflict=args.on_conflict, datasets=args.datasets,
+    r = Workspace(args.target).merge(
+        args.sources, on_conflict=args.on_conflict, datasets=args.datasets,
         dry_run=not args.yes, plan_id=args.plan_id, progress=CliProgress(not args.json), force=args.force,
     )
     emit(r, args.json, summary(r))
