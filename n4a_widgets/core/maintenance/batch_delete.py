@@ -54,6 +54,36 @@ def dataset_of_files(root: Path) -> dict[str, str]:
     return out
 
 
+def batch_size_for(n: int, batch_size: int = BATCH_SIZE) -> int:
+    """At most ~10 batches, each within SQLite's host-parameter limit.
+
+    nirs4all re-reads every chain's artifact references once per delete call
+    (``_ensure_chain_artifact_refcounts``), so the number of batches, not only
+    their size, must stay bounded for the delete to grow linearly.  An
+    explicit ``batch_size`` other than the default is used as given.
+    """
+    if batch_size != BATCH_SIZE:
+        return batch_size
+    return max(batch_size, min(-(-n // 10), 30_000))
+
+
+def compact_touched(store: Any, conn: Any, datasets: Sequence[str], ticker: Any) -> None:
+    """Compact ``datasets`` with one live-id snapshot (``compact_arrays(name)`` re-reads every id per call).
+
+    Same steps as ``WorkspaceStore.compact_arrays``: the live ids are read on
+    committed state under nirs4all's ``arrays/.lock``, then each file is
+    rewritten without its tombstoned, non-live rows.
+    """
+    if not datasets:
+        return
+    arrays = store.array_store
+    with api.arrays_process_lock(arrays):
+        live = {str(r[0]) for r in conn.execute("SELECT prediction_id FROM predictions")}
+        for i, name in enumerate(datasets):
+            ticker.step(i / len(datasets), f"Compacting arrays of {name}")
+            api.compact_dataset_unlocked(arrays, name, live)
+
+
 def delete_in_batches(
     root: Path,
     ids: Sequence[str],
@@ -84,7 +114,7 @@ def delete_in_batches(
         if ids:
             api.analyze(store)
         api.defer_auto_compaction(store)
-        batches = list(chunks(list(ids), batch_size)) or [[]]
+        batches = list(chunks(list(ids), batch_size_for(len(ids), batch_size))) or [[]]
         for index, batch in enumerate(batches):
             if index > 0 and ticker.cancelled:
                 cancelled = True
@@ -123,10 +153,7 @@ def delete_in_batches(
         api.restore_auto_compaction(store)
         if done:
             store.gc_artifacts()
-        targets = sorted(set(compact_datasets))
-        for i, name in enumerate(targets):
-            ticker.step(0.8 + 0.2 * i / max(len(targets), 1), f"Compacting arrays of {name}")
-            store.compact_arrays(name)
+        compact_touched(store, conn, sorted(set(compact_datasets)), ticker.span(0.8, 1.0))
         ticker.done()
     except sqlite3.OperationalError as exc:
         raise map_sqlite_error(store_db(root), exc) from exc
