@@ -14,7 +14,8 @@
 
 Each measurement runs in its own child process; peak memory is the child's peak RSS.
 
-    .venv/bin/python bench/bench_maintenance.py [--n 100000] [--timeout 60]
+    .venv/bin/python bench/bench_maintenance.py [--n 100000] [--timeout 60] [--only remove|compact|trash]
+    .venv/bin/python bench/bench_maintenance.py --only trash --workspace ~/.cache/n4a_bench/ws1000000_<key>
 """
 
 from __future__ import annotations
@@ -205,6 +206,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100_000, help="predictions in the workspace")
     parser.add_argument("--timeout", type=float, default=60.0, help="cap for nirs4all's remove_bottom (seconds)")
     parser.add_argument("--only", choices=("remove", "compact", "trash"), help="run one of the benchmarks")
+    parser.add_argument("--workspace", type=Path, help="use this workspace as the master (copied, never modified)")
     parser.add_argument("--child", nargs=2, metavar=("OP", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -213,7 +215,7 @@ def main() -> int:
 
     from workspace_factory import cached_master
 
-    master = cached_master(args.n)
+    master = args.workspace if args.workspace else cached_master(args.n)
     tmp = Path(tempfile.mkdtemp(prefix="n4a_bench_maint_"))
     try:
 
