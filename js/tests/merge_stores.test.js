@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../merge_stores.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const strategies = {
   keep_best: "Keep the better validation score.",
@@ -87,4 +87,5 @@ describe("MergeStores", () => {
 
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

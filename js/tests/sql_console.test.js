@@ -1,7 +1,7 @@
 import { tableFromArrays, tableToIPC } from "apache-arrow";
 import { describe, expect, it } from "vitest";
 import widget, { decodePage, formatCell } from "../sql_console.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const schema = [
   { name: "predictions", kind: "table", row_count: 3, columns: [{ name: "prediction_id", type: "VARCHAR" }, { name: "val_score", type: "DOUBLE" }] },
@@ -112,4 +112,5 @@ describe("SqlConsole", () => {
   });
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });
