@@ -243,3 +243,28 @@ def unfinished(root: Path) -> list[dict[str, Any]]:
 
 
 __all__ = ["ActionRecord", "find", "history", "to_local"]
+
+
+def record_completed(
+    root: Path,
+    action_id: str,
+    operation: str,
+    *,
+    parameters: dict[str, Any],
+    plan_id: str | None,
+    counts: dict[str, int],
+    started_at: str,
+) -> None:
+    """Record an action that could not be recorded as it ran (a migration: nothing may be written into
+    its source, so it records into the workspace it published, once published).
+
+    For an in-place migration pass ``parameters`` with ``backup_path``, ``output_path`` (the published
+    folder) and ``state_token`` (``plans.workspace_state_token`` of it, right after publishing): ``undo``
+    swaps the backup back only while that token still matches (nothing written since).
+    """
+    append(root, {
+        "event": "begin", "action_id": action_id, "operation": operation, "started_at": started_at,
+        "parameters": parameters, "plan_id": plan_id, "user": _user(), "host": socket.gethostname(),
+        "pid": os.getpid(), "undoes": None,
+    })
+    finish(root, action_id, DONE, counts=counts)

@@ -135,6 +135,10 @@ class Undo(WriteOperation[_UndoPlan, UndoReport]):
     def __init__(self, action_id: str) -> None:
         self.action_id = action_id
         self.undoes = action_id
+        self._moved_to: Path | None = None
+
+    def history_root_after(self, home: Path) -> Path:
+        return self._moved_to or home
 
     def parameters(self) -> dict[str, Any]:
         return {"action_id": self.action_id}
@@ -327,6 +331,7 @@ def _undo_migration(root: Path, plan: _UndoPlan, op: Undo, ctx: WriteContext) ->
     aside = root.with_name(f"{root.name}.undone-migration-{stamp}")
     history.mark(root, plan.record.action_id, "undone", by=ctx.action_id)
     os.replace(root, aside)
+    op._moved_to = aside  # the record (begin, end) stays with the migrated workspace; the original is untouched
     os.replace(backup, root)
     return op._report(root, plan, dry_run=False,
                       message=f"Original put back at {root}; the migrated workspace is kept at {aside}.")

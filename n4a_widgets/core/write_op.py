@@ -130,6 +130,10 @@ class WriteOperation(Generic[PlanT, ReportT]):
     undoes: str | None = None
     """For an undo: the action it takes back (recorded with it)."""
 
+    def history_root_after(self, home: Path) -> Path:
+        """Where the end record goes (an undone migration moved the recorded workspace aside)."""
+        return home
+
 
 def run_write(
     root: Path,
@@ -194,6 +198,8 @@ def _finish(
 ) -> None:
     """Write the action's ids (what undo takes back) and its ``end`` record."""
     from . import history, trash
+
+    home = op.history_root_after(home)
 
     counts: dict[str, int] = {}
     if report is not None and hasattr(report, "to_dict"):
