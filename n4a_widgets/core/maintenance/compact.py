@@ -103,30 +103,43 @@ class Compact(WriteOperation[_CompactPlan, CompactReport]):
         for path, name, before, after, size in plan.files:
             if after == before:  # nothing to apply: not rewritten (issue #14)
                 rows.append(DatasetCompaction(name, path, before, before, 0, size, size))
-        for i, (_path, name, *_rest) in enumerate(todo):
-            if ctx.ticker.cancelled:
-                cancelled = True
-                break
-            ctx.ticker.step(i / max(len(todo), 1), f"Compacting {name} ({i + 1}/{len(todo)})")
-            # Live ids are read under nirs4all's process lock (as compact_arrays does), so a
-            # concurrent delete cannot make a fresh tombstone look stale.
-            with api.arrays_process_lock(arrays):
-                stats = api.compact_dataset_unlocked(arrays, name, live_prediction_ids(root))
-            for stem, s in stats.items():
-                rows.append(
-                    DatasetCompaction(
-                        name,
-                        str(root / layout.ARRAYS_DIR / f"{stem}.parquet"),
-                        int(s["rows_before"]),
-                        int(s["rows_after"]),
-                        int(s["rows_removed"]),
-                        int(s["bytes_before"]),
-                        int(s["bytes_after"]),
-                    )
-                )
+        # Live ids are read once, under nirs4all's process lock held for the whole pass (as
+        # compact_arrays does), so a concurrent delete cannot make a fresh tombstone look stale.
+        with api.arrays_process_lock(arrays) if todo else _nothing():
+            live = live_prediction_ids(root) if todo else set()
+            for i, (_path, name, *_rest) in enumerate(todo):
+                if ctx.ticker.cancelled:
+                    cancelled = True
+                    break
+                ctx.ticker.step(i / max(len(todo), 1), f"Compacting {name} ({i + 1}/{len(todo)})")
+                stats = api.compact_dataset_unlocked(arrays, name, live)
+                rows.extend(_rows(root, name, stats))
         ctx.ticker.done("Cancelled" if cancelled else "Done")
         rows.sort(key=lambda r: r.file)
         return _compact_report(root, False, self.dataset_name, rows, plan.pending, cancelled, plan.plan_id)
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _rows(root: Path, name: str, stats: dict[str, dict[str, Any]]) -> list[DatasetCompaction]:
+    out = []
+    for stem, s in stats.items():
+        out.append(
+            DatasetCompaction(
+                name,
+                str(root / layout.ARRAYS_DIR / f"{stem}.parquet"),
+                int(s["rows_before"]),
+                int(s["rows_after"]),
+                int(s["rows_removed"]),
+                int(s["bytes_before"]),
+                int(s["bytes_after"]),
+            )
+        )
+    return out
 
 
 def _compact_report(
