@@ -319,7 +319,7 @@ class Workspace:
 
     # ------------------------------------------------------- history, undo
 
-    def history(self, limit: int = 100) -> tuple[ActionRecord, ...]:
+    def history(self, *, limit: int = 100) -> tuple[ActionRecord, ...]:
         """The write actions run on this workspace, newest first (read-only).
 
         Every write of n4a_widgets (compact, clean dead links, remove bottom,
