@@ -14,7 +14,8 @@
 
 Each measurement runs in its own child process; peak memory is the child's peak RSS.
 
-    .venv/bin/python bench/bench_maintenance.py [--n 100000] [--timeout 60]
+    .venv/bin/python bench/bench_maintenance.py [--n 100000] [--timeout 60] [--only remove|compact|trash]
+    .venv/bin/python bench/bench_maintenance.py --only trash --workspace ~/.cache/n4a_bench/ws1000000_<key>
 """
 
 from __future__ import annotations
@@ -66,13 +67,42 @@ def child(op: str, path: str) -> None:
     from nirs4all.core import metrics  # noqa: F401
     from nirs4all.data import predictions  # noqa: F401
 
-    if op == "ours_remove":
+    if op in ("ours_remove", "ours_remove_undo"):
         from n4a_widgets import Workspace
 
         t0 = time.perf_counter()
         plan = Workspace(ws).remove_bottom(0.1)
         t1 = time.perf_counter()
         done = Workspace(ws).remove_bottom(0.1, dry_run=False, plan_id=plan.plan_id)
+        t2 = time.perf_counter()
+        out = {"preview_s": t1 - t0, "execute_s": t2 - t1, "seconds": t2 - t0, "removed": done.removed}
+        if op == "ours_remove_undo":  # then take it back: dry run + execution
+            from n4a_widgets.core.trash import trash_size
+
+            out["trash_bytes"] = trash_size(ws)[0]
+            action = Workspace(ws).history()[0].action_id
+            t3 = time.perf_counter()
+            preview = Workspace(ws).undo(action)
+            t4 = time.perf_counter()
+            undone = Workspace(ws).undo(action, dry_run=False, plan_id=preview.plan_id)
+            t5 = time.perf_counter()
+            out.update(undo_preview_s=t4 - t3, undo_execute_s=t5 - t4, restored=undone.restored)
+    elif op == "ours_remove_notrash":
+        # The same operation on the same skeleton, with no history and no trash (the cost of undo = the difference).
+        from n4a_widgets.core.maintenance import RemoveBottom
+        from n4a_widgets.core.write_op import run_write
+
+        class NoTrash(RemoveBottom):
+            def history_root(self, root: Path) -> Path | None:
+                return None
+
+        def op_() -> NoTrash:
+            return NoTrash(0.1, "val_score", "val", None, 2000)
+
+        t0 = time.perf_counter()
+        plan = run_write(ws, op_())
+        t1 = time.perf_counter()
+        done = run_write(ws, op_(), dry_run=False, plan_id=plan.plan_id)
         t2 = time.perf_counter()
         out = {"preview_s": t1 - t0, "execute_s": t2 - t1, "seconds": t2 - t0, "removed": done.removed}
     elif op == "theirs_remove":
@@ -175,7 +205,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="predictions in the workspace")
     parser.add_argument("--timeout", type=float, default=60.0, help="cap for nirs4all's remove_bottom (seconds)")
-    parser.add_argument("--only", choices=("remove", "compact"), help="run one of the two benchmarks")
+    parser.add_argument("--only", choices=("remove", "compact", "trash"), help="run one of the benchmarks")
+    parser.add_argument("--workspace", type=Path, help="use this workspace as the master (copied, never modified)")
     parser.add_argument("--child", nargs=2, metavar=("OP", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -184,7 +215,7 @@ def main() -> int:
 
     from workspace_factory import cached_master
 
-    master = cached_master(args.n)
+    master = args.workspace if args.workspace else cached_master(args.n)
     tmp = Path(tempfile.mkdtemp(prefix="n4a_bench_maint_"))
     try:
 
@@ -198,10 +229,12 @@ def main() -> int:
             f"workspace: {n:,} predictions (bench/workspace_factory.py), nirs4all path capped at {args.timeout:.0f} s"
         )
 
-        if args.only != "compact":
+        if args.only in (None, "remove"):
             bench_remove(args, copy)
-        if args.only != "remove":
+        if args.only in (None, "compact"):
             bench_compact(copy, master)
+        if args.only in (None, "trash"):
+            bench_trash(copy)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -252,6 +285,35 @@ def bench_compact(copy: Callable[..., Path], master: Path) -> None:
             f"      ratio ours / nirs4all total = {a['seconds'] / b['seconds']:.2f}; "
             f"ours / one nirs4all compaction pass = {a['seconds'] / one_pass:.2f} (goal <= 1.2)"
         )
+
+
+def bench_trash(copy: Callable[..., Path]) -> None:
+    """Issue #11: remove-bottom 10 % with the trash (undo) vs without, same run; then the undo itself.
+
+    Also issue #14: the whole remove-bottom against nirs4all's ``compact_arrays`` alone on the same
+    workspace (the deletes should cost little next to rewriting the files).
+    """
+    print("\nremove_bottom(0.1) with the trash (undoable) vs without; then undo")
+    plain = run_child("ours_remove_notrash", copy("t_plain"))
+    trashed = run_child("ours_remove_undo", copy("t_trash"))
+    floor = run_child("theirs_compact", copy("t_floor"))
+    print(
+        f"  without trash: {plain['seconds']:.2f} s (execute {plain['execute_s']:.2f} s), removed "
+        f"{plain['removed']:,}, peak RSS {plain['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"  with trash   : {trashed['seconds']:.2f} s (execute {trashed['execute_s']:.2f} s), trash "
+        f"{trashed['trash_bytes'] / 1e6:.1f} MB, peak RSS {trashed['peak_rss_mb']:.0f} MB"
+    )
+    print(f"      overhead with/without = {trashed['seconds'] / plain['seconds']:.2f}x (goal < 1.5x)")
+    print(
+        f"  undo: preview {trashed['undo_preview_s']:.2f} s + execute {trashed['undo_execute_s']:.2f} s, restored "
+        f"{trashed['restored']:,}"
+    )
+    print(
+        f"  nirs4all compact_arrays() alone on the same workspace: {floor['compact_arrays_s']:.2f} s; "
+        f"remove_bottom with trash / that = {trashed['seconds'] / floor['compact_arrays_s']:.2f} (goal <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

@@ -186,6 +186,58 @@ function integrityLine(report) {
   return h("span", { class: "n4a-bad", "data-integrity": "problems" }, String(report.message || "Problems found"));
 }
 
+/** Local time of a recorded UTC timestamp. @param {string} iso */
+function localTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+/** @param {Record<string, number>} counts */
+function countsText(counts) {
+  return Object.entries(counts || {}).filter(([, v]) => v).map(([k, v]) => `${k.replace(/_/g, " ")} ${formatCount(v)}`)
+    .join(", ");
+}
+
+/** The History view's table: one row per recorded action, an Undo… button where it can be taken back.
+ * @param {Model} model @param {any[]} records */
+function historyTable(model, records) {
+  const rows = records.map((r) => {
+    const flags = [r.undone ? "undone" : "", r.purged ? "trash purged" : "", r.interrupted ? "interrupted" : ""]
+      .filter(Boolean).join(", ");
+    const btn = r.undoable
+      ? actionButton(model, "Undo…", "preview_undo", { args: () => ({ action_id: r.action_id }) })
+      : h("span", { class: "n4a-muted" }, flags || "—");
+    if (r.undoable) btn.dataset.actionId = r.action_id;
+    return [localTime(r.started_at), r.operation, r.outcome, countsText(r.counts),
+      h("span", { class: "n4a-muted", title: r.message || "" }, `${r.user || ""}@${r.host || ""}`), btn];
+  });
+  return table(["Started", "Action", "Outcome", "Counts", "By", ""], rows, { empty: "No write action recorded yet" });
+}
+
+/** @param {any} report */
+function undoSummary(report) {
+  const lines = [
+    h("div", {}, `Undo of ${report.operation} ${report.action_id}: ${formatCount(report.restored)} prediction(s) come back, `
+      + `${formatCount(report.removed)} go.`),
+  ];
+  if (report.message) lines.push(h("div", { class: "n4a-muted" }, report.message));
+  if ((report.already_present || []).length) {
+    lines.push(h("div", { class: "n4a-muted" }, `${report.already_present.length} are already back (left as they are).`));
+  }
+  if ((report.missing || []).length) {
+    lines.push(h("div", { class: "n4a-bad" }, `${report.missing.length} are not in the trash and cannot come back.`));
+  }
+  return h("div", { "data-summary": "undo" }, ...lines);
+}
+
+/** @param {any} report */
+function purgeSummary(report) {
+  return h("div", { "data-summary": "purge" },
+    `${report.dry_run ? "Would purge" : "Purged"} the trash of ${formatCount(report.purged_actions)} action(s), `
+    + `${formatBytes(report.bytes)}; their undo ends for good.`);
+}
+
 /** @param {{model: Model, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "n4a-widget n4a-maintenance-panel" });
@@ -235,7 +287,33 @@ function render({ model, el }) {
     h("div", { class: "n4a-row" }, actionButton(model, "Run integrity check", "integrity_check")),
     integrityBody);
 
-  root.append(header, busy, errors.el, progress.el, compactSection, cleanSection, rbSection, integritySection);
+  // History (undo until purge)
+  const tabs = h("div", { class: "n4a-row", "data-tabs": "" },
+    actionButton(model, "Maintenance", "show_maintenance"), actionButton(model, "History", "show_history"));
+  const days = /** @type {HTMLInputElement} */ (h("input", {
+    type: "number", min: "0", step: "1", class: "n4a-input", "data-input": "purge_days", "aria-label": "Days",
+    "data-lm-suppress-shortcuts": "true",
+  }));
+  const onDays = () => {
+    model.set("purge_days", Number(days.value) || 0);
+    model.save_changes();
+  };
+  days.addEventListener("change", onDays);
+  const trashLine = h("div", { class: "n4a-muted", "data-trash": "" });
+  const historyBody = h("div", { "data-history": "" });
+  const historyPreview = h("div", { "data-result": "history" });
+  const historySection = h("div", { class: "n4a-section", "data-view": "history" },
+    h("div", { class: "n4a-section-title" }, "History"),
+    h("div", { class: "n4a-muted" },
+      "Every write action, recorded in the workspace. What an action deleted stays in the trash until purged, so "
+      + "it can be undone (also after a compaction)."),
+    trashLine,
+    h("div", { class: "n4a-row" }, h("label", { class: "n4a-field" }, "Purge the trash of actions older than ", days,
+      " days"), actionButton(model, "Preview purge", "preview_purge_trash")),
+    historyPreview, historyBody);
+  const maintenanceSections = [compactSection, cleanSection, rbSection, integritySection];
+
+  root.append(header, tabs, busy, errors.el, progress.el, ...maintenanceSections, historySection);
   el.append(root);
 
   /** @type {{move: (p: number) => void}[]} */
@@ -329,6 +407,28 @@ function render({ model, el }) {
       rbBody.append(removeSummary(report, false));
     }
     integrityBody.replaceChildren(last === "integrity_check" ? integrityLine(report) : "");
+    historyPreview.replaceChildren();
+    if (preview.operation === "undo") {
+      historyPreview.append(undoSummary(preview.report), confirmRow("Confirm: undo",
+        (preview.report.restored || 0) + (preview.report.removed || 0)));
+    } else if (preview.operation === "purge_trash") {
+      historyPreview.append(purgeSummary(preview.report), confirmRow("Confirm: purge for good",
+        preview.report.purged_actions || 0));
+    } else if (last === "undo") {
+      historyPreview.append(undoSummary(report));
+    } else if (last === "purge_trash") {
+      historyPreview.append(purgeSummary(report));
+    }
+  };
+
+  const drawHistory = () => {
+    const showHistory = model.get("view") === "history";
+    for (const sec of maintenanceSections) sec.style.display = showHistory ? "none" : "";
+    historySection.style.display = showHistory ? "" : "none";
+    trashLine.textContent = `Trash: ${formatBytes(Number(model.get("trash_bytes") || 0))}`;
+    days.value = String(model.get("purge_days") ?? 30);
+    historyBody.replaceChildren(historyTable(model, model.get("history") || []));
+    drawState();
   };
 
   const drawState = () => {
@@ -342,7 +442,8 @@ function render({ model, el }) {
       const btn = /** @type {HTMLButtonElement} */ (b);
       const action = btn.dataset.action;
       if (action === "cancel") continue;
-      if (action === "integrity_check" || action === "refresh" || action === "discard_preview") btn.disabled = running;
+      if (action === "integrity_check" || action === "refresh" || action === "discard_preview"
+        || action === "show_history" || action === "show_maintenance") btn.disabled = running;
       btn.title = btn.disabled ? String(reason || "") : "";
     }
     slider.disabled = running;
@@ -352,7 +453,7 @@ function render({ model, el }) {
     drawInputs();
     drawHistograms();
     drawResults();
-    drawState();
+    drawHistory();
   };
   drawAll();
   const disposers = [
@@ -364,6 +465,7 @@ function render({ model, el }) {
     onChange(model, ["distribution", "choices"], drawHistograms),
     onChange(model, ["preview", "report", "last_action"], () => { drawResults(); drawState(); }),
     onChange(model, ["state", "busy_reason", "job_name", "workspace_path"], drawState),
+    onChange(model, ["history", "trash_bytes", "view", "purge_days"], drawHistory),
   ];
 
   return () => {
@@ -371,6 +473,7 @@ function render({ model, el }) {
     slider.removeEventListener("input", onSlide);
     slider.removeEventListener("change", onSlideDone);
     slider.removeEventListener("keydown", onSlideKey);
+    days.removeEventListener("change", onDays);
     progress.dispose();
     errors.dispose();
     root.remove();

@@ -81,6 +81,23 @@ function datasetTable(report) {
   return t;
 }
 
+/**
+ * Recent write actions and the trash, with the way to the full History view (undo, purge).
+ * @param {any[]} recent @param {any} report @param {string} path
+ */
+function historySection(recent, report, path) {
+  const items = recent.map((r) => h("li", {},
+    `${formatTime(r.started_at)} · ${r.operation} · ${r.outcome}`
+    + (r.undone ? " · undone" : r.undoable ? " · can be undone" : "")));
+  const trash = Number(report.trash_bytes || 0);
+  return h("div", { class: "n4a-section", "data-history": "" },
+    h("div", { class: "n4a-section-title" }, `History · trash ${formatBytes(trash)}`),
+    items.length ? h("ul", { class: "n4a-list" }, ...items) : h("span", { class: "n4a-muted" }, "No write action yet."),
+    h("div", { class: "n4a-muted" }, "Undo or purge in the History view: ",
+      h("code", {}, `MaintenancePanel(${JSON.stringify(path)}, view="history")`), " (or ",
+      h("code", {}, "health_widget.open_history()"), ")."));
+}
+
 /** @param {{model: Model, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "n4a-widget n4a-storage-health" });
@@ -137,11 +154,13 @@ function render({ model, el }) {
           `Datasets (${formatCount(report.total_datasets ?? 0)}) · ${formatCount(report.total_predictions ?? 0)} predictions`
           + ` · ${formatCount(report.pending_tombstones ?? 0)} pending deletes`),
         datasetTable(report)),
+      historySection(model.get("recent_actions") || [], report, String(model.get("workspace_path") || "")),
     );
     setBusy(root, state === "running");
   };
   draw();
-  const dispose = onChange(model, ["status", "stats", "report", "state", "workspace_path", "usage_notes"], draw);
+  const dispose = onChange(model,
+    ["status", "stats", "report", "state", "workspace_path", "usage_notes", "recent_actions"], draw);
 
   return () => {
     dispose();

@@ -135,7 +135,7 @@ def test_stats_categories(demo_ws: Path) -> None:
     (demo_ws / "exports" / "a.csv").write_text("x" * 100)
     s = Workspace(demo_ws).stats()
     names = [u.name for u in s.space_usage]
-    assert names == ["Metadata store", "Prediction arrays", "Artifacts", "Exports", "Logs", "Other"]
+    assert names == ["Metadata store", "Prediction arrays", "Artifacts", "Exports", "Logs", "Trash", "Other"]
     arrays = s.usage("Prediction arrays")
     files = [p for p in (demo_ws / "arrays").iterdir() if p.is_file()]
     assert arrays.size_bytes == sum(p.stat().st_size for p in files)

@@ -195,7 +195,8 @@ def test_cancel_between_batches_leaves_a_consistent_workspace(demo_ws: Path) -> 
     from n4a_widgets.core.maintenance import remove_bottom
 
     report = remove_bottom(
-        ws, 0.6, partition=None, dry_run=False, plan_id=plan.plan_id, progress=progress, cancel=cancel, batch_size=4
+        demo_ws, 0.6, partition=None, dry_run=False, plan_id=plan.plan_id, progress=progress, cancel=cancel,
+        batch_size=4,
     )
     assert report.cancelled is True
     assert report.removed == 8 and report.planned == plan.planned
@@ -292,11 +293,23 @@ def test_compact_dry_run_equals_real_run(demo_ws: Path) -> None:
         )
         assert a.bytes_after is None and b.bytes_after is not None
         assert b.bytes_after == Path(b.file).stat().st_size
-    assert real.rows_removed == 4 and real.bytes_reclaimed == real.bytes_before - real.bytes_after
-    assert sum(1 for m in steps if m.startswith("Compacting")) == 3
+    assert real.rows_removed == 4 and real.bytes_reclaimed == max(real.bytes_before - real.bytes_after, 0)
+    pending = [d.dataset_name for d in dry.datasets if d.rows_removed]
+    # only the files with something to apply are rewritten (issue #14)
+    assert sum(1 for m in steps if m.startswith("Compacting")) == len(pending) < len(dry.datasets)
     health = ws.health(deep=True)
     assert health.healthy and health.pending_tombstones == 0
-    assert ws.compact(dry_run=False).rows_removed == 0
+    files = tree_hash(demo_ws / "arrays")
+    again = ws.compact(dry_run=False)
+    assert again.rows_removed == 0 and again.bytes_reclaimed == 0
+    assert tree_hash(demo_ws / "arrays") == files, "a file with nothing pending was rewritten"
+
+
+def test_compact_never_reports_negative_space(demo_ws: Path) -> None:
+    report = Workspace(demo_ws).compact(dry_run=False)
+    assert report.bytes_reclaimed is not None and report.bytes_reclaimed >= 0
+    assert all(d.bytes_after is not None for d in report.datasets)
+    assert report.plan_id
 
 
 def test_compact_one_dataset_and_unknown_dataset(demo_ws: Path) -> None:

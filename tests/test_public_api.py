@@ -37,6 +37,7 @@ def test_widgets_are_anywidgets() -> None:
 REQUIRED = {
     "status": [], "health": [], "stats": [], "compact": [], "clean_dead_links": [], "remove_bottom": ["fraction"],
     "export": ["dest"], "query": ["sql"], "migrate": [], "merge": ["sources"],
+    "history": [], "undo": ["action_id"], "purge_trash": ["older_than_days"],
 }
 #: DESIGN.md §3: the options and their defaults (keyword-only, after the required arguments).
 OPTIONS = {
@@ -48,8 +49,11 @@ OPTIONS = {
     "query": {"limit": 1000, "timeout_s": 30},
     "migrate": {"dry_run": True, "output": None},
     "merge": {"on_conflict": "keep_best", "datasets": None, "dry_run": True, "plan_id": None},
+    "history": {"limit": 100},
+    "undo": {"dry_run": True, "plan_id": None, "force": False},
+    "purge_trash": {"dry_run": True, "plan_id": None},
 }
-WRITING = ("compact", "clean_dead_links", "remove_bottom", "migrate", "merge")
+WRITING = ("compact", "clean_dead_links", "remove_bottom", "migrate", "merge", "undo", "purge_trash")
 
 
 def test_workspace_signatures() -> None:

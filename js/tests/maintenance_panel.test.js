@@ -73,6 +73,31 @@ describe("MaintenancePanel", () => {
     expect(model.sent.at(-1).content).toEqual({ action: "confirm", args: {} });
   });
 
+  it("shows the History view: actions with an Undo button, the undo preview and its confirm", () => {
+    const record = {
+      action_id: "a1", operation: "remove_bottom", started_at: "2026-12-01T10:00:00Z", outcome: "done",
+      counts: { removed: 3 }, undoable: true, undone: false, purged: false, interrupted: false, user: "u", host: "h",
+    };
+    const { el, model } = setup({ view: "maintenance", history: [record, { ...record, action_id: "a0",
+      operation: "compact", undoable: false }], trash_bytes: 2048, purge_days: 30 });
+    expect(el.querySelector("[data-view=history]").style.display).toBe("none");
+    model.set("view", "history");
+    expect(el.querySelector("[data-view=history]").style.display).toBe("");
+    const rows = el.querySelectorAll("[data-history] tbody tr");
+    expect(rows.length).toBe(2);
+    expect(el.querySelector("[data-trash]").textContent).toContain("2.0 KB");
+    const undo = el.querySelector("[data-action=preview_undo]");
+    expect(undo.dataset.actionId).toBe("a1");
+    undo.click();
+    expect(model.sent.at(-1).content).toEqual({ action: "preview_undo", args: { action_id: "a1" } });
+    model.set("preview", { operation: "undo", inputs: { action_id: "a1" }, report: {
+      action_id: "a1", operation: "remove_bottom", restored: 3, removed: 0, already_present: [], missing: [],
+      plan_id: "p", dry_run: true } });
+    expect(el.querySelector("[data-summary=undo]").textContent).toContain("3 prediction(s) come back");
+    el.querySelector("[data-result=history] [data-action=confirm]").click();
+    expect(model.sent.at(-1).content).toEqual({ action: "confirm", args: {} });
+  });
+
   it("shows compact results per dataset", () => {
     const { el } = setup({
       last_action: "compact",

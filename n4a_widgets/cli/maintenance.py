@@ -30,7 +30,7 @@ def _common(p: argparse.ArgumentParser, *, plan: bool = True) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compact", help="apply pending deletes and rewrite array files (dry run by default)")
-    _common(p, plan=False)
+    _common(p)
     p.add_argument("--dataset", help="only this dataset")
     p.set_defaults(handler=_compact)
 
@@ -62,7 +62,8 @@ def _tail(report_dry: bool, plan_id: str, cmd: str) -> str:
 
 def _compact(args: argparse.Namespace) -> int:
     r = Workspace(args.path).compact(
-        dataset_name=args.dataset, dry_run=not args.yes, force=args.force, progress=CliProgress(not args.json)
+        dataset_name=args.dataset, dry_run=not args.yes, plan_id=args.plan_id, force=args.force,
+        progress=CliProgress(not args.json),
     )
     verb = "would remove" if r.dry_run else "removed"
     lines = [
@@ -75,8 +76,8 @@ def _compact(args: argparse.Namespace) -> int:
         head += f", reclaimed {human_bytes(r.bytes_reclaimed)}"
     if r.cancelled:
         head += " (cancelled part-way)"
-    tail = "\nDry run: nothing changed. Add --yes to compact." if r.dry_run else ""
-    emit(r, args.json, "\n".join([head, *lines]) + tail)
+    tail = _tail(r.dry_run, r.plan_id, f"python -m n4a_widgets compact {args.path}")
+    emit(r, args.json, "\n".join([head, *lines, f"plan_id: {r.plan_id}"]) + tail)
     return 0
 
 

@@ -64,6 +64,8 @@ class StorageHealthReport(Report):
     checked_at: str
     message: str
     notes: tuple[str, ...]
+    trash_bytes: int = 0
+    """Bytes kept in ``.n4a_trash`` for undo (core/trash.py); a note warns when it is large."""
 
 
 def dir_bytes(path: Path) -> tuple[int, int]:
@@ -241,6 +243,12 @@ def compute_health(
         if corrupt:
             parts.append(f"{len(corrupt)} unreadable file(s): " + ", ".join(Path(c).name for c in corrupt))
         message = "; ".join(parts)
+    from .trash import trash_note, trash_size
+
+    trash_bytes = trash_size(root)[0]
+    note = trash_note(root, metadata_store_bytes(root) + sum(scan.bytes_by_file.values()))
+    if note:
+        notes.append(note)
     report(1.0, "Done")
     return StorageHealthReport(
         path=str(root),
@@ -264,4 +272,5 @@ def compute_health(
         checked_at=utc_now(),
         message=message,
         notes=tuple(notes),
+        trash_bytes=trash_bytes,
     )

@@ -45,3 +45,8 @@ def migration_journal(source: Path) -> Path:
 def migration_backup_prefix(source: Path) -> str:
     """Backups of a migrated source are named ``<name>.legacy-<timestamp>``."""
     return f"{source.name}.legacy-"
+
+#: The workspace's own history of write actions (append-only JSON lines; core/history.py).
+HISTORY_FILE = ".n4a_history.jsonl"
+#: What destructive actions deleted, kept for undo until purged (core/trash.py).
+TRASH_DIR = ".n4a_trash"

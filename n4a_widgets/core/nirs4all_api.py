@@ -121,3 +121,43 @@ def repair_artifact_refcounts(store: Any) -> None:
     """
     with store.transaction():
         store._ensure_chain_artifact_refcounts(store._ensure_open())
+
+# ------------------------------------------------------------- undo (restore)
+#
+# nirs4all's ``begin_pipeline`` and ``save_chain`` always issue fresh uuids, so
+# an undo that must give back the *same* chain (``nirs4all.predict(chain_id=...)``
+# keeps working) re-inserts the row with nirs4all's own INSERT statement on the
+# store's connection, inside the store's transaction.  Summaries are then
+# recomputed by nirs4all itself (``bulk_update_chain_summaries``,
+# ``complete_pipeline``).
+
+_PIPELINE_INSERT_COLUMNS = (
+    "pipeline_id", "run_id", "name", "expanded_config", "original_template", "generator_choices",
+    "dataset_name", "dataset_hash",
+)
+_CHAIN_INSERT_COLUMNS = (
+    "chain_id", "pipeline_id", "steps", "model_step_idx", "model_class", "preprocessings", "fold_strategy",
+    "fold_artifacts", "shared_artifacts", "branch_path", "source_index", "dataset_name",
+    "relation_replay_manifest", "relation_replay_version", "relation_replay_fingerprint",
+)
+
+
+def insert_pipeline_row(store: Any, row: dict[str, Any]) -> None:
+    """Re-create a pruned pipeline with its own id (``store_queries.INSERT_PIPELINE``; JSON columns as stored)."""
+    from nirs4all.pipeline.storage.store_queries import INSERT_PIPELINE
+
+    store_connection(store).execute(INSERT_PIPELINE, [row.get(c) for c in _PIPELINE_INSERT_COLUMNS])
+
+
+def insert_chain_row(store: Any, row: dict[str, Any]) -> None:
+    """Re-create a pruned chain with its own id (``store_queries.INSERT_CHAIN``; JSON columns as stored)."""
+    from nirs4all.pipeline.storage.store_queries import INSERT_CHAIN
+
+    store_connection(store).execute(INSERT_CHAIN, [row.get(c) for c in _CHAIN_INSERT_COLUMNS])
+
+
+def increment_artifact_refs(store: Any, artifact_ids: Sequence[str]) -> None:
+    """One more reference per id (``store_queries.INCREMENT_ARTIFACT_REF``): a restored chain uses it again."""
+    from nirs4all.pipeline.storage.store_queries import INCREMENT_ARTIFACT_REF
+
+    store_connection(store).executemany(INCREMENT_ARTIFACT_REF, [(a,) for a in artifact_ids])

@@ -10,7 +10,7 @@ from . import layout
 from .reports import Report, utc_now
 
 #: Category names, in display order; "Prediction arrays" matches nirs4all Studio.
-CATEGORIES = ("Metadata store", "Prediction arrays", "Artifacts", "Exports", "Logs", "Other")
+CATEGORIES = ("Metadata store", "Prediction arrays", "Artifacts", "Exports", "Logs", "Trash", "Other")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ def _category(relative: Path) -> str:
         return "Artifacts"
     if top == layout.EXPORTS_DIR:
         return "Exports"
+    if top == layout.TRASH_DIR:  # kept for undo until purge_trash (core/trash.py)
+        return "Trash"
     if top == layout.LOGS_DIR or relative.suffix == ".log":
         return "Logs"
     return "Other"

@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from .export import ExportReport
     from .fleet import FleetReport
     from .health import StorageHealthReport
+    from .history import ActionRecord
     from .maintenance import CleanDeadLinksReport, CompactReport, RemoveBottomReport
     from .merge import MergeReport
     from .migration import MigrationReport
     from .sql import QueryResult
     from .status import StorageStatus
+    from .undo import PurgeReport, UndoReport
     from .usage import WorkspaceStats
 
 Progress = Callable[[float, str], None]
@@ -183,6 +185,7 @@ class Workspace:
         *,
         dataset_name: str | None = None,
         dry_run: bool = True,
+        plan_id: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
@@ -190,13 +193,15 @@ class Workspace:
         """Apply pending deletes and rewrite array files (per dataset).
 
         ``dry_run=True`` (the default, like every writing method) reports rows
-        before/after without writing; ``force`` overrides a stale job marker
+        before/after without writing, and a ``plan_id``; only files with
+        pending deletes are rewritten.  ``force`` overrides a stale job marker
         or a run left 'running' by a crash.
         """
         from .maintenance import compact
 
         return compact(
-            self.path, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run, force=force
+            self.path, dataset_name=dataset_name, progress=progress, cancel=cancel, dry_run=dry_run,
+            plan_id=plan_id, force=force,
         )
 
     def clean_dead_links(
@@ -316,6 +321,66 @@ class Workspace:
             progress=progress, cancel=cancel,
         )
 
+
+    # ------------------------------------------------------- history, undo
+
+    def history(self, *, limit: int = 100) -> tuple[ActionRecord, ...]:
+        """The write actions run on this workspace, newest first (read-only).
+
+        Every write of n4a_widgets (compact, clean dead links, remove bottom,
+        merge, migrate, undo, purge) is recorded inside the workspace, crash-
+        safely, with its parameters, ``plan_id``, UTC start/end, user, host,
+        counts and outcome (``done`` / ``failed`` / ``cancelled``); ``undoable``
+        says whether ``undo(action_id)`` can take it back.
+        """
+        from .history import history
+
+        return history(self.path, limit=limit)
+
+    def undo(
+        self,
+        action_id: str,
+        *,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> UndoReport:
+        """Take back a recorded action: what it removed comes back, what it added goes.
+
+        Restores from the trash through nirs4all's write API (same
+        ``prediction_id``s, scores, arrays, chains and artifacts), also after a
+        compaction.  ``dry_run=True`` (the default) says exactly what comes back
+        (``restored``) and what goes (``removed``) and returns a ``plan_id``;
+        execute with ``dry_run=False, plan_id=...``.  The undo is recorded too,
+        and can itself be undone.  An action already undone, or whose trash was
+        purged, raises ``WorkspaceError`` saying so.
+        """
+        from .undo import undo
+
+        return undo(self.path, action_id, dry_run=dry_run, plan_id=plan_id, force=force, progress=progress,
+                    cancel=cancel)
+
+    def purge_trash(
+        self,
+        older_than_days: float = 30,
+        *,
+        dry_run: bool = True,
+        plan_id: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PurgeReport:
+        """Delete for good the trash of actions older than ``older_than_days`` (their undo ends).
+
+        Nothing else ever empties the trash.  ``dry_run=True`` (the default)
+        lists the actions and bytes; execute with ``dry_run=False, plan_id=...``.
+        """
+        from .undo import purge_trash
+
+        return purge_trash(self.path, older_than_days, dry_run=dry_run, plan_id=plan_id, force=force,
+                           progress=progress, cancel=cancel)
 
 def scan_workspaces(
     root: str | os.PathLike[str],

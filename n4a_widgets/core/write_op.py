@@ -20,12 +20,14 @@ same plan object.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from .errors import OperationCancelledError
 from .guard import exclusive_write
 from .plans import check_plan
 from .progress import Progress, Ticker, as_ticker
@@ -39,9 +41,13 @@ class Plan(Protocol):
 class WriteContext:
     """What an executing operation gets besides its plan.
 
-    ``before_delete(store, ids)`` must be called before any prediction is
-    deleted (it is where whatever is needed to undo the delete is kept);
-    ``added_ids``/``removed_ids`` are what the action did, for the history.
+    - ``before_delete(store, ids)`` must be called with the writable store
+      open, inside the delete's transaction, before any of ``ids`` is deleted:
+      the trash keeps what an undo needs (core/trash.py).
+    - ``before_add(ids)`` before predictions with these ids are written: the
+      intent is recorded, so an interrupted action can still be undone.
+    - ``removed_ids`` / ``added_ids``: what the action committed (append as
+      batches commit); the history and ``undo`` read them.
     """
 
     root: Path
@@ -50,9 +56,26 @@ class WriteContext:
     action_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     added_ids: list[str] = field(default_factory=list)
     removed_ids: list[str] = field(default_factory=list)
+    keep_trash: bool = False
+    """False for calls outside ``run_write``'s recording (tests, helpers): the hooks then do nothing."""
+    planned_added: list[str] = field(default_factory=list)
 
     def before_delete(self, store: Any, prediction_ids: list[str]) -> None:
-        """Hook run with the open writable store before ``prediction_ids`` are deleted."""
+        """Keep in the trash what restoring ``prediction_ids`` needs (rows, arrays, artifacts)."""
+        if self.keep_trash and prediction_ids:
+            from .crash import kill_point
+            from .trash import keep
+
+            keep(self.root, store, self.action_id, prediction_ids)
+            kill_point("after_trash")
+
+    def before_add(self, prediction_ids: list[str]) -> None:
+        """Record that ``prediction_ids`` are about to be written (for undo after a crash)."""
+        if self.keep_trash and prediction_ids:
+            from .trash import write_ids
+
+            self.planned_added.extend(prediction_ids)
+            write_ids(self.root, self.action_id, removed=[], added=self.planned_added)
 
 
 PlanT = TypeVar("PlanT", bound=Plan)
@@ -92,6 +115,25 @@ class WriteOperation(Generic[PlanT, ReportT]):
         """The operation's arguments, as recorded with the action."""
         return {}
 
+    def history_root(self, root: Path) -> Path | None:
+        """Where the action is recorded (and its trash kept); None: not recorded.
+
+        The workspace itself by default.  A migration, which must never write
+        into its source, records into the workspace it publishes.
+        """
+        return root
+
+    def recorded_parameters(self, report: ReportT) -> dict[str, Any] | None:
+        """Extra parameters known only after executing (a migration's backup path), or None."""
+        return None
+
+    undoes: str | None = None
+    """For an undo: the action it takes back (recorded with it)."""
+
+    def history_root_after(self, home: Path) -> Path:
+        """Where the end record goes (an undone migration moved the recorded workspace aside)."""
+        return home
+
 
 def run_write(
     root: Path,
@@ -112,8 +154,65 @@ def run_write(
         ticker.done()
         return report
     with exclusive_write(root, op.name, force=force, marker=op.lock_marker(root), probe_writers=op.probe_writers):
+        home = op.history_root(root)
+        if home is not None:
+            from .recovery import recover
+
+            recover(home)  # finish the record of an action a crash interrupted (we hold the lock)
         plan = op.plan(root, ticker.span(0.0, 0.1))
         check_plan(plan_id, plan.plan_id, op.label)
         ticker.check(op.label.capitalize())
-        ctx = WriteContext(root, ticker.span(0.1, 1.0), force=force)
-        return op.execute(root, plan, ctx)
+        ctx = WriteContext(root, ticker.span(0.1, 1.0), force=force, keep_trash=home is not None)
+        if home is None:
+            return op.execute(root, plan, ctx)
+        from . import history
+
+        history.begin(
+            home, ctx.action_id, op.name, parameters=op.parameters(), plan_id=plan.plan_id, undoes=op.undoes
+        )
+        from .crash import kill_point
+
+        try:
+            kill_point("after_begin")
+            report = op.execute(root, plan, ctx)
+            kill_point("before_end")
+        except OperationCancelledError as exc:
+            _finish(home, op, ctx, history.CANCELLED, None, str(exc))
+            raise
+        except BaseException as exc:
+            _finish(home, op, ctx, history.FAILED, None, f"{type(exc).__name__}: {exc}")
+            raise
+        outcome = history.CANCELLED if getattr(report, "cancelled", False) else history.DONE
+        _finish(home, op, ctx, outcome, report, "")
+        return report
+
+
+_COUNT_KEYS = (
+    "removed", "added", "restored", "rows_removed", "removed_metadata", "removed_array_rows", "bytes_reclaimed",
+    "purged_actions",
+)
+
+
+def _finish(
+    home: Path, op: WriteOperation[Any, Any], ctx: WriteContext, outcome: str, report: Any, message: str
+) -> None:
+    """Write the action's ids (what undo takes back) and its ``end`` record."""
+    from . import history, trash
+
+    home = op.history_root_after(home)
+
+    counts: dict[str, int] = {}
+    if report is not None and hasattr(report, "to_dict"):
+        for key, value in report.to_dict().items():
+            if key in _COUNT_KEYS and isinstance(value, int) and not isinstance(value, bool):
+                counts[key] = value
+    counts.setdefault("removed", len(ctx.removed_ids))
+    counts.setdefault("added", len(ctx.added_ids))
+    if ctx.removed_ids or ctx.added_ids:
+        trash.write_ids(home, ctx.action_id, removed=ctx.removed_ids, added=ctx.added_ids)
+    elif trash.trash_dir(home, ctx.action_id).exists():  # nothing was committed: nothing to undo
+        shutil.rmtree(trash.trash_dir(home, ctx.action_id), ignore_errors=True)
+    nbytes = trash.trash_size_of(home, ctx.action_id)
+    extra = op.recorded_parameters(report) if report is not None else None
+    params = {**op.parameters(), **extra} if extra else None
+    history.finish(home, ctx.action_id, outcome, counts=counts, nbytes=nbytes, message=message, parameters=params)

@@ -15,6 +15,10 @@ from .preview import PreviewConfirm, Work
 
 REMOVE_BOTTOM = "remove_bottom"
 CLEAN_DEAD_LINKS = "clean_dead_links"
+UNDO = "undo"
+PURGE_TRASH = "purge_trash"
+#: How many recent actions the History view lists.
+HISTORY_ROWS = 50
 
 
 class MaintenancePanel(PreviewConfirm):
@@ -32,6 +36,8 @@ class MaintenancePanel(PreviewConfirm):
     - ``compact()`` — apply pending deletes, rewrite array files (per dataset).
     - ``preview_clean_dead_links()`` then ``confirm()``.
     - ``preview_remove_bottom(fraction, metric=, partition=, dataset=)`` then ``confirm()``.
+    - ``preview_undo(action_id)`` then ``confirm()`` — take back a recorded action (History view).
+    - ``preview_purge_trash(older_than_days)`` then ``confirm()`` — end undo for old actions.
     - ``discard_preview()``, ``integrity_check()``, ``refresh()``, ``cancel()``, ``wait()``.
 
     Traits: ``fraction``, ``metric``, ``partition`` ("" = all), ``dataset``
@@ -40,7 +46,9 @@ class MaintenancePanel(PreviewConfirm):
     (``core.maintenance.score_distribution``); ``preview`` the pending dry run
     (``{"operation", "inputs", "report"}``); ``report`` the last finished
     action's report and ``last_action`` its name; ``busy_reason`` why actions
-    are unavailable right now.
+    are unavailable right now; ``history`` the recent actions (``ws.history()``
+    records as dicts, newest first), ``trash_bytes`` what the trash holds and
+    ``view`` the tab shown (``"maintenance"`` or ``"history"``).
     """
 
     _esm = bundle("maintenance_panel")
@@ -54,6 +62,11 @@ class MaintenancePanel(PreviewConfirm):
     distribution = t.Dict().tag(sync=True)
     last_action = t.Unicode("").tag(sync=True)
     busy_reason = t.Unicode("").tag(sync=True)
+    history: t.List[Any] = t.List().tag(sync=True)
+    trash_bytes = t.Int(0).tag(sync=True)
+    view = t.Enum(("maintenance", "history"), "maintenance").tag(sync=True)
+    undo_action_id = t.Unicode("").tag(sync=True)
+    purge_days = t.Float(30.0).tag(sync=True)
 
     def __init__(self, workspace: str | pathlib.Path | Workspace, *, autoload: bool = True, **kwargs: Any) -> None:
         super().__init__(workspace, **kwargs)
@@ -70,6 +83,11 @@ class MaintenancePanel(PreviewConfirm):
             "dataset_name": self.dataset or None,
         }
 
+    @t.observe("undo_action_id", "purge_days")
+    def _on_history_input(self, change: dict[str, Any]) -> None:
+        if self.preview.get("operation") in (UNDO, PURGE_TRASH):
+            self.preview = {}
+
     @t.observe("fraction", "metric", "partition", "dataset")
     def _on_input(self, change: dict[str, Any]) -> None:
         if self.preview.get("operation") == REMOVE_BOTTOM:
@@ -84,7 +102,7 @@ class MaintenancePanel(PreviewConfirm):
         try:
             inputs = self._inputs()
             self.distribution = score_distribution(
-                self.workspace, inputs["metric"], inputs["partition"], inputs["dataset_name"]
+                self.workspace.path, inputs["metric"], inputs["partition"], inputs["dataset_name"]
             ).to_dict()
         except WorkspaceError as exc:
             self.distribution = {}
@@ -93,11 +111,15 @@ class MaintenancePanel(PreviewConfirm):
             self._show_error(exc)
 
     def _inputs_for(self, operation: str) -> dict[str, Any]:
+        if operation == UNDO:
+            return {"action_id": self.undo_action_id}
+        if operation == PURGE_TRASH:
+            return {"older_than_days": float(self.purge_days)}
         return self._inputs() if operation == REMOVE_BOTTOM else {}
 
     @action
     def refresh(self) -> jobs.Job:
-        """Re-read the dropdown choices, the histogram and the busy reason (read-only, in the background)."""
+        """Re-read the choices, the histogram, the history and what keeps the workspace busy (read-only, background)."""
         ws = self.workspace
         assert ws is not None
 
@@ -112,9 +134,18 @@ class MaintenancePanel(PreviewConfirm):
         from ..core.maintenance import maintenance_choices
 
         assert self.workspace is not None
-        self.choices = maintenance_choices(self.workspace).to_dict()
+        self.choices = maintenance_choices(self.workspace.path).to_dict()
         self._load_distribution(raise_errors=True)
+        self._load_history()
         self.busy_reason = self._busy_reason()
+
+    def _load_history(self) -> None:
+        """The History view's rows and the trash size (read-only: the history file and ``stat`` calls)."""
+        from ..core.trash import trash_size
+
+        assert self.workspace is not None
+        self.history = [r.to_dict() for r in self.workspace.history(limit=HISTORY_ROWS)]
+        self.trash_bytes = trash_size(self.workspace.path)[0]
 
     def _busy_reason(self) -> str:
         assert self.workspace is not None
@@ -202,6 +233,47 @@ class MaintenancePanel(PreviewConfirm):
             lambda progress, cancel: ws.remove_bottom(**inputs, dry_run=True, progress=progress, cancel=cancel),
         )
 
+    @action
+    def show_history(self) -> None:
+        """Switch to the History view (the table of recorded actions) and re-read it."""
+        self.view = "history"
+        self._load_history()
+
+    @action
+    def show_maintenance(self) -> None:
+        """Switch back to the maintenance actions."""
+        self.view = "maintenance"
+
+    @action
+    def preview_undo(self, action_id: str | None = None) -> jobs.Job:
+        """Dry run of ``ws.undo(action_id)``: exactly what comes back and what goes; then ``confirm()``."""
+        ws = self.workspace
+        assert ws is not None
+        if action_id is not None:
+            self.undo_action_id = str(action_id)
+        target = self.undo_action_id
+        if not target:
+            raise InvalidArgumentError("No action chosen to undo.", "Press Undo on a row of the History view.")
+        self.view = "history"
+        return self._start_preview(
+            UNDO, "Preview undo",
+            lambda progress, cancel: ws.undo(target, dry_run=True, progress=progress, cancel=cancel),
+        )
+
+    @action
+    def preview_purge_trash(self, older_than_days: float | None = None) -> jobs.Job:
+        """Dry run of ``ws.purge_trash(older_than_days)``: which actions' trash would go for good, and its size."""
+        ws = self.workspace
+        assert ws is not None
+        if older_than_days is not None:
+            self.purge_days = float(older_than_days)
+        days = float(self.purge_days)
+        self.view = "history"
+        return self._start_preview(
+            PURGE_TRASH, "Preview purge trash",
+            lambda progress, cancel: ws.purge_trash(days, dry_run=True, progress=progress, cancel=cancel),
+        )
+
     def _execute(self, operation: str, inputs: dict[str, Any], plan_id: str | None,
                  force: bool) -> tuple[str, Work]:
         ws = self.workspace
@@ -212,6 +284,13 @@ class MaintenancePanel(PreviewConfirm):
         if operation == CLEAN_DEAD_LINKS:
             return "Clean dead links", lambda progress, cancel: ws.clean_dead_links(
                 dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel)
+        if operation == UNDO:
+            return "Undo", lambda progress, cancel: ws.undo(
+                inputs["action_id"], dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel)
+        if operation == PURGE_TRASH:
+            return "Purge trash", lambda progress, cancel: ws.purge_trash(
+                inputs["older_than_days"], dry_run=False, plan_id=plan_id, force=force, progress=progress,
+                cancel=cancel)
         raise InvalidArgumentError(f"Unknown previewed operation {operation!r}.")  # pragma: no cover
 
     def _after_confirm(self, operation: str, report: dict[str, Any]) -> None:

@@ -52,6 +52,8 @@ class StorageHealth(WorkspaceWidget):
     stats = t.Dict().tag(sync=True)
     usage_notes = t.Dict().tag(sync=True)
     """Category -> what it holds, in words (``{"text", "entries": [{name, size_bytes}]}``)."""
+    recent_actions: t.List[Any] = t.List().tag(sync=True)
+    """The last few recorded write actions (``ws.history(limit=5)`` as dicts); the full view: ``open_history()``."""
 
     def __init__(self, workspace: str | pathlib.Path | Workspace, *, autoload: bool = True, **kwargs: Any) -> None:
         super().__init__(workspace, **kwargs)
@@ -77,12 +79,26 @@ class StorageHealth(WorkspaceWidget):
             status = ws.status().to_dict()
             stats = ws.stats().to_dict()
             health = ws.health(deep=deep, progress=progress, cancel=cancel).to_dict()
-            return {"status": status, "stats": stats, "health": health, "notes": usage_notes(ws.path, status)}
+            recent = [r.to_dict() for r in ws.history(limit=5)]
+            return {"status": status, "stats": stats, "health": health, "notes": usage_notes(ws.path, status),
+                    "recent": recent}
 
         def on_result(result: dict[str, Any]) -> None:
             self.status = result["status"]
             self.stats = result["stats"]
             self.usage_notes = result["notes"]
+            self.recent_actions = result["recent"]
             self.report = result["health"]
 
         self._run(name, work, writes=False, on_result=on_result)
+
+    def open_history(self) -> Any:
+        """The History view of this workspace (a ``MaintenancePanel`` showing its actions, undo and purge).
+
+        Display the returned widget (the cell's last expression) to undo an action or purge the trash.
+        """
+        from .maintenance_panel import MaintenancePanel
+
+        assert self.workspace is not None
+        panel = MaintenancePanel(self.workspace, view="history")
+        return panel

@@ -349,12 +349,13 @@ def _execute(target: Path, plan: _Plan, on_conflict: str, ctx: WriteContext) -> 
                 # badly without fresh statistics (29 ms a chain at 100k).  Private call, guarded.
                 analyze(store)
                 analyzed_at = max(done, 1)
+            added = [nid for _, adds, _ in write.parts for _, nid in adds]
+            ctx.before_add(added)  # recorded first, so an interrupted merge can still be undone
             try:
                 _write_dataset(store, plan, write, ds_expected, on_conflict, records, step, ctx)
             except sqlite3.OperationalError as exc:
                 raise _busy(target, exc) from exc
             del records
-            added = [nid for _, adds, _ in write.parts for _, nid in adds]
             ctx.added_ids.extend(added)
             ctx.removed_ids.extend(write.removes)
             ds_expected |= set(added)
