@@ -154,8 +154,17 @@ def test_duplicate_array_rows_count_once(demo_ws: Path) -> None:
     pid = sorted(_ids_by_dataset(demo_ws)["corn moisture"])[0]
     record = arrays.load_single(pid, dataset_name="corn moisture")
     assert record is not None
-    record = {**record, "prediction_id": pid, "dataset_name": "corn moisture", "model_name": "m", "fold_id": "0",
-              "partition": "val", "metric": "rmse", "val_score": 0.0, "task_type": "regression"}
+    record = {
+        **record,
+        "prediction_id": pid,
+        "dataset_name": "corn moisture",
+        "model_name": "m",
+        "fold_id": "0",
+        "partition": "val",
+        "metric": "rmse",
+        "val_score": 0.0,
+        "task_type": "regression",
+    }
     arrays.save_batch([record])
     path = parquet_path_for(demo_ws, "corn moisture")
     rows = pq.read_metadata(path).num_rows
@@ -165,3 +174,18 @@ def test_duplicate_array_rows_count_once(demo_ws: Path) -> None:
     assert corn.array_rows == corn.prediction_count
     assert r.healthy
     assert r.total_predictions == len(prediction_ids(demo_ws))
+
+
+def test_file_naming_and_tombstones_match_nirs4all(demo_ws: Path) -> None:
+    """Health reproduces ArrayStore's file naming and tombstone reading without importing nirs4all."""
+    from nirs4all.pipeline.storage import array_store
+
+    from n4a_widgets.core import arrays_readonly
+
+    assert arrays_readonly.UNSAFE_FILENAME_RE.pattern == array_store._UNSAFE_FILENAME_RE.pattern  # noqa: SLF001
+    store = array_store.ArrayStore(demo_ws, read_only=True)
+    names = ["corn moisture", "wheat.protein v2", "a/b\\c:d", "...", "", " x ", "tab\there", "ünï cödé", "x*?<>|y"]
+    for name in names:
+        assert arrays_readonly.parquet_path_for(demo_ws, name) == store._parquet_path(name), name  # noqa: SLF001
+    theirs = store._read_tombstones()  # noqa: SLF001
+    assert theirs and arrays_readonly.read_tombstones(demo_ws) == theirs
