@@ -189,3 +189,48 @@ def test_file_naming_and_tombstones_match_nirs4all(demo_ws: Path) -> None:
         assert arrays_readonly.parquet_path_for(demo_ws, name) == store._parquet_path(name), name  # noqa: SLF001
     theirs = store._read_tombstones()  # noqa: SLF001
     assert theirs and arrays_readonly.read_tombstones(demo_ws) == theirs
+
+
+def _both_engines(ws: Path) -> tuple[dict, dict]:
+    from n4a_widgets.core.health import compute_health
+
+    status = Workspace(ws).status()
+    fast = compute_health(ws, status).to_dict()
+    sets = compute_health(ws, status, engine="sets").to_dict()
+    for d in (fast, sets):
+        d.pop("checked_at")
+    return fast, sets
+
+
+def test_arrow_engine_equals_set_engine_on_damage(demo_ws: Path) -> None:
+    """Arrow path (current stores) == set path (legacy stores): orphans both ways, a row moved
+    to another dataset's file, duplicates, tombstones, a truncated file, an array-less dataset."""
+    import sqlite3
+
+    from nirs4all.pipeline.storage.array_store import ArrayStore
+
+    fast, sets = _both_engines(demo_ws)
+    assert fast == sets and fast["healthy"]
+
+    ids = _ids_by_dataset(demo_ws)
+    db = sqlite3.connect(demo_ws / "store.sqlite")
+    with db:  # metadata rows vanish (array orphans), one prediction changes dataset
+        corn = sorted(ids["corn moisture"])
+        db.executemany("DELETE FROM predictions WHERE prediction_id = ?", [(p,) for p in corn[:3]])
+        db.execute("UPDATE predictions SET dataset_name = 'tablets' WHERE prediction_id = ?", [corn[5]])
+    db.close()
+    arrays = ArrayStore(demo_ws)
+    wheat = sorted(ids["wheat.protein v2"])[:2]
+    arrays.delete_batch(set(wheat))
+    arrays.compact("wheat.protein v2")
+    fast, sets = _both_engines(demo_ws)
+    assert fast == sets
+    assert fast["orphan_array_count"] == 3 and fast["orphan_metadata_count"] == 2
+
+    path = parquet_path_for(demo_ws, "tablets")
+    path.write_bytes(path.read_bytes()[:100])
+    fast, sets = _both_engines(demo_ws)
+    assert fast == sets and fast["corrupt_files"] == [str(path)]
+    tablets = next(d for d in fast["datasets"] if d["name"] == "tablets")
+    # every tablets prediction lost its arrays, except the one moved in from corn (arrays in corn's file)
+    assert tablets["orphan_metadata_count"] == tablets["prediction_count"] - 1 > 0
