@@ -53,26 +53,81 @@ class ArrowHealth:
     parquet_total_bytes: int = 0
 
 
-def _metadata(db: Path, report: Report) -> tuple[Any, dict[str, int]]:
-    """(every prediction id as one Arrow string array, {dataset: count})."""
+#: Separator of ids inside one ``group_concat`` (ids are checked not to contain it).
+SEP = "\n"
+
+
+def empty_strings() -> Any:
+    """An empty Arrow string array (``pa.array([])`` would import pandas on first use)."""
+    import struct
+
     import pyarrow as pa
 
+    return pa.StringArray.from_buffers(0, pa.py_buffer(struct.pack("<i", 0)), pa.py_buffer(b""))
+
+
+def strings_from_joined(joined: str, expected: int) -> Any:
+    """An Arrow string array from ``SEP``-joined text, without a Python object per value.
+
+    ``pa.array(list_of_str)`` would make one Python string per id and, on the
+    first call in a process, import pandas (seconds in a fresh CLI process).
+    ``expected`` guards against a separator inside a value.
+    """
+    import struct
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if expected == 0:
+        return empty_strings()
+    data = joined.encode("utf-8")
+    whole = pa.StringArray.from_buffers(1, pa.py_buffer(struct.pack("<ii", 0, len(data))), pa.py_buffer(data))
+    parts = pc.list_flatten(pc.split_pattern(whole, SEP))
+    if len(parts) != expected:
+        raise ValueError(f"a value contains the separator ({len(parts)} parts, {expected} expected)")
+    return parts
+
+
+def _metadata(db: Path, report: Report) -> tuple[Any, dict[str, int]]:
+    """(every prediction id as one Arrow string array, {dataset: count}).
+
+    Keyset pages over the primary-key index (``prediction_id > last ORDER BY
+    prediction_id``): a covering-index read that never touches the table's
+    rows, ``FETCH`` ids a page, joined by SQLite itself so Python sees one
+    string per page; progress after every page.
+    """
+    import pyarrow as pa
+
+    page_sql = (
+        "SELECT group_concat(prediction_id, char(10)), max(prediction_id), count(*) FROM "
+        "(SELECT prediction_id FROM predictions WHERE prediction_id > ? ORDER BY prediction_id LIMIT ?)"
+    )
     with open_readonly(db) as conn:
         if "predictions" not in table_names(conn):
             raise CorruptStoreError(f"{db} has no predictions table.")
-        counts = {
-            str(ds or ""): int(n)
-            for ds, n in conn.execute("SELECT dataset_name, COUNT(*) FROM predictions GROUP BY dataset_name")
-        }
+        rows = conn.execute("SELECT dataset_name, COUNT(*) FROM predictions GROUP BY dataset_name").fetchall()
+        counts = {str(ds or ""): int(n) for ds, n in rows}
         total = sum(counts.values())
         chunks = []
         done = 0
-        cursor = conn.execute("SELECT prediction_id FROM predictions")
-        while rows := cursor.fetchmany(FETCH):
-            chunks.append(pa.array([r[0] for r in rows], pa.string()))
-            done += len(rows)
+        last = ""
+        report(0.0, f"Reading prediction ids (0/{total:,})")
+        while True:
+            joined, last_id, n = conn.execute(page_sql, [last, FETCH]).fetchone()
+            if not n:
+                break
+            try:
+                chunks.append(strings_from_joined(joined, n))
+            except ValueError:  # an id with a newline: page it the slow way
+                page = conn.execute(
+                    "SELECT prediction_id FROM predictions WHERE prediction_id > ? ORDER BY prediction_id LIMIT ?",
+                    [last, FETCH],
+                ).fetchall()
+                chunks.append(pa.array([r[0] for r in page], pa.string()))
+            last = last_id
+            done += n
             report(META_SHARE * done / max(total, 1), f"Reading prediction ids ({done:,}/{total:,})")
-    ids = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+    ids = pa.concat_arrays(chunks) if chunks else empty_strings()
     return ids, counts
 
 
@@ -114,7 +169,9 @@ def _scan_files(root: Path, deep: bool, report: Report, result: ArrowHealth) -> 
             result.corrupt_files.append(str(path))
             continue
         ids = table.column("prediction_id").combine_chunks().cast(pa.string())
-        names = pc.fill_null(table.column("dataset_name").combine_chunks().cast(pa.string()), path.stem)
+        names = table.column("dataset_name").combine_chunks().cast(pa.string())
+        if names.null_count:  # a Python fill value costs a pandas import: only when needed
+            names = pc.fill_null(names, path.stem)
         del table
         distinct = pc.unique(names).to_pylist()
         for name in distinct:
@@ -147,9 +204,12 @@ def sqlite_parquet_health(root: Path, tombstones: set[str], *, deep: bool, repor
     per_dataset, first_file = _scan_files(root, deep, report, result)
     report(0.95, "Comparing metadata and arrays")
 
-    tomb = pa.array(sorted(tombstones), pa.string())
+    try:
+        tomb = strings_from_joined(SEP.join(sorted(tombstones)), len(tombstones))
+    except ValueError:
+        tomb = pa.array(sorted(tombstones), pa.string())
     names = sorted(set(counts) | set(per_dataset))
-    empty = pa.array([], pa.string())
+    empty = empty_strings()
     all_arrays = pa.concat_arrays([per_dataset.get(n, empty) for n in names]) if names else empty
     meta_lookup = pc.SetLookupOptions(value_set=meta_ids)
     tomb_lookup = pc.SetLookupOptions(value_set=tomb)
