@@ -114,7 +114,7 @@ def test_copy_path_and_rewrite_path_give_the_same_table(demo_ws: Path, out: Path
     import duckdb
     import pyarrow.parquet as pq
 
-    from n4a_widgets.core import export as export_mod
+    from n4a_widgets.core.export import writers as export_mod
     from n4a_widgets.core.parquet_splice import SpliceUnsupported
 
     ws = Workspace(demo_ws)
