@@ -311,3 +311,15 @@ def test_other_widgets_construct_without_nirs4all(widget: str, demo_ws: Path) ->
         f"import n4a_widgets\nw = n4a_widgets.{widget}({str(demo_ws)!r})\nw.wait(120) if hasattr(w, 'wait') else None\n"
     )
     assert _heavy_modules_after(code) == []
+
+
+def test_readonly_duckdb_prints_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB's own progress bars would land in the user's cell output (issue 14)."""
+    import duckdb
+
+    from n4a_widgets.core.readonly_duckdb import open_duckdb_readonly
+
+    db = tmp_path / "store.duckdb"
+    duckdb.connect(str(db)).close()
+    with open_duckdb_readonly(db) as conn:
+        assert conn.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
