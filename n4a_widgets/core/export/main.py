@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import sqlite3
 
     from ..parquet_splice import Splice
-    from ..workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
@@ -49,8 +48,9 @@ Progress = Callable[[float, str], None]
 
 
 def export_predictions(
-    ws: Workspace,
+    root: Path,
     dest: str | os.PathLike[str],
+    *,
     datasets: Sequence[str] | None = None,
     partition: str | None = None,
     model_name: str | None = None,
@@ -75,7 +75,7 @@ def export_predictions(
     from ..status import MIGRATED, detect_status
 
     started = time.perf_counter()
-    root = ws.path
+    root = Path(root)
     _check_format(format)
     for label, value in (("partition", partition), ("model_name", model_name), ("fold_id", fold_id)):
         if value is not None and not isinstance(value, str):
@@ -264,10 +264,14 @@ def _our_version() -> str:
     return __version__
 
 
-def export_choices(ws: Workspace) -> ExportChoices:
+def export_choices(root: Path) -> ExportChoices:
     """Datasets (live predictions, array file size) and the distinct filter values (read-only)."""
-    health = ws.health()
-    with open_readonly(ws.path / layout.STORE_SQLITE) as conn:
+    from ..health import compute_health
+    from ..status import detect_status
+
+    root = Path(root)
+    health = compute_health(root, detect_status(root))
+    with open_readonly(root / layout.STORE_SQLITE) as conn:
         def distinct(column: str) -> tuple[str, ...]:
             return tuple(str(r[0]) for r in conn.execute(
                 f"SELECT DISTINCT {column} FROM predictions WHERE {column} IS NOT NULL ORDER BY 1"))

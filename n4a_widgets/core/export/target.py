@@ -14,6 +14,7 @@ from ..errors import (
     InvalidArgumentError,
     WorkspaceError,
 )
+from ..paths import is_inside
 
 FORMATS = ("auto", "parquet", "zip", "folder")
 
@@ -47,12 +48,6 @@ def unique_file_names(datasets: Sequence[str], suffix: str = ".parquet") -> dict
     return out
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
 
 
 def _resolved(path: Path) -> Path:
@@ -102,9 +97,9 @@ def resolve_target(ws_root: Path, dest: str | os.PathLike[str], datasets: Sequen
     ws_real = _resolved(ws_root)
     final_real = _resolved(final)
     create_exports = False
-    if _is_within(final_real, ws_real):
+    if is_inside(final, ws_root) or is_inside(final_real, ws_real):
         exports = ws_real / layout.EXPORTS_DIR
-        if not _is_within(final_real, exports) or (final_real == exports and fmt != "folder"):
+        if not is_inside(final_real, exports) or (final_real == exports and fmt != "folder"):
             raise InvalidArgumentError(
                 f"{final} is inside the workspace; an export never writes there.",
                 f"Pick a folder outside the workspace, or its '{layout.EXPORTS_DIR}/' subfolder.",
