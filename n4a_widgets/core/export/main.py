@@ -26,7 +26,6 @@ from .metadata import _Metadata
 from .plan import (
     _DatasetPlan,
     _plan_dataset,
-    _sqlite_ids,
 )
 from .publish import _map_write_error, _publish, _Scratch
 from .reports import ExportChoices, ExportedFile, ExportReport
@@ -123,6 +122,7 @@ def export_predictions(
                    if v is not None}
         folder = target.final if target.format == "folder" else target.final.parent
         plans: list[_DatasetPlan] = []
+        metas: dict[str, _Metadata] = {}
         scratch = _Scratch()
         early: dict[str, Splice] = {}
         files: list[ExportedFile] = []
@@ -143,9 +143,21 @@ def export_predictions(
                     opened = _start_splice(plan.source, scratch.temp_name(folder, plan.file_name))
                     if opened is not None:
                         early[name] = opened
-                live, selected = _sqlite_ids(conn, name, partition, model_name, fold_id)
+                meta = _Metadata(conn, skip=_array_columns(plan.source))
+                count = conn.execute("SELECT COUNT(*) FROM predictions WHERE dataset_name = ?", (name,)).fetchone()[0]
+                seen = [0]
+
+                def on_rows(n: int, i: int = i, name: str = name, count: int = count, seen: list[int] = seen) -> None:
+                    seen[0] += n
+                    check_cancel()
+                    report_progress(0.02 * (i + seen[0] / max(count, 1)) / len(chosen),
+                                    f"Selecting rows of {name} ({seen[0]}/{count})")
+
+                live, selected = meta.scan(name, filters, on_rows)
                 _plan_dataset(plan, live, selected, tombstones)
+                del live, selected
                 plans.append(plan)
+                metas[name] = meta
             for name in list(early):
                 plan = next(p for p in plans if p.name == name)
                 if plan.rows == 0 or plan.needs_filtering:  # the guess was wrong: drop the copy
@@ -194,7 +206,7 @@ def export_predictions(
                 splice = early.get(plan.name)  # stays in ``early`` until done: an error aborts it
                 tmp = splice.out if splice is not None else scratch.temp_name(folder, plan.file_name)
                 assert plan.source is not None and plan.schema is not None
-                meta = _Metadata(conn, skip=set(plan.schema.names))
+                meta = metas.pop(plan.name)
                 method = _write_one(plan, meta, tmp, info, tick, splice)
                 early.pop(plan.name, None)
                 written.append((plan, tmp, method))
@@ -230,6 +242,18 @@ def export_predictions(
         exported_at=utc_now(),
         notes=tuple(notes),
     )
+
+
+def _array_columns(source: Path | None) -> set[str]:
+    """Column names of an array file (its footer only); metadata columns it already has are skipped."""
+    import pyarrow.parquet as pq
+
+    if source is None:
+        return set()
+    try:
+        return set(pq.read_schema(source).names)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the row selection
+        return set()
 
 
 def _filter_hint(conn: sqlite3.Connection, datasets: Sequence[str]) -> str:
