@@ -94,24 +94,28 @@ class _Metadata:
         """
         import pyarrow as pa
 
-        cond = " AND ".join(f"p.{column} = ?" for column in filters) or "1"
-        sql = self.select.replace("SELECT p.prediction_id, ", f"SELECT p.prediction_id, ({cond}), ", 1)
-        cursor = self.conn.execute(sql + "p.dataset_name = ?", [*filters.values(), dataset])
         live: list[str] = []
+        if filters:  # the live ids alone (cheap: two columns), then the selected rows with their metadata
+            cursor = self.conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (dataset,))
+            while rows := cursor.fetchmany(SCAN_BATCH):
+                live.extend(r[0] for r in rows)
+                if on_rows is not None:
+                    on_rows(len(rows) // 2)
+        where = " AND ".join(["p.dataset_name = ?", *(f"p.{column} = ?" for column in filters)])
+        cursor = self.conn.execute(self.select + where, [dataset, *filters.values()])
         selected: list[str] = []
         ids_parts: list[pa.Array] = []
         tables: list[pa.Table] = []
         while rows := cursor.fetchmany(SCAN_BATCH):
-            live.extend(r[0] for r in rows)
-            chosen = [r[:1] + r[2:] for r in rows if r[1]]
-            if chosen:
-                ids = [r[0] for r in chosen]
-                selected.extend(ids)
-                id_array = pa.array(ids, type=pa.string())
-                ids_parts.append(id_array)
-                tables.append(self._aligned(chosen, id_array))
+            ids = [r[0] for r in rows]
+            selected.extend(ids)
+            id_array = pa.array(ids, type=pa.string())
+            ids_parts.append(id_array)
+            tables.append(self._aligned(rows, id_array))
             if on_rows is not None:
-                on_rows(len(rows))
+                on_rows(len(rows) // 2 if filters else len(rows))
+        if not filters:
+            live = selected
         if tables:
             self.cache = (pa.concat_arrays(ids_parts), pa.concat_tables(tables).combine_chunks())
         else:
