@@ -101,7 +101,9 @@ class _Metadata:
                 live.extend(r[0] for r in rows)
                 if on_rows is not None:
                     on_rows(len(rows) // 2)
-        where = " AND ".join(["p.dataset_name = ?", *(f"p.{column} = ?" for column in filters)])
+        # ``+column``: the filters must not pick an index. SQLite prefers idx_predictions_partition
+        # for ``partition = ?``, which visits that partition's rows of EVERY dataset (8x the rows at 1M).
+        where = " AND ".join(["p.dataset_name = ?", *(f"+p.{column} = ?" for column in filters)])
         cursor = self.conn.execute(self.select + where, [dataset, *filters.values()])
         selected: list[str] = []
         ids_parts: list[pa.Array] = []
