@@ -37,8 +37,7 @@ def open_duckdb_readonly(db: Path) -> Iterator[Any]:
             raise WorkspaceError(f"Cannot read {db} ({exc}).", "Check the file permissions.") from exc
         raise CorruptStoreError(f"{db} is not a readable DuckDB database ({exc}).") from exc
     try:
-        # DuckDB prints its own progress bars on long queries, into the user's notebook
-        # cell or terminal (issue 14); our progress is the job's.  A session setting.
+        # DuckDB prints progress bars to stdout for slow queries; in a notebook they land in the cell.
         conn.execute("SET enable_progress_bar = false")
         yield conn
     finally:
