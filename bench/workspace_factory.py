@@ -30,6 +30,14 @@ CLI::
 
 ``cached_workspace(n)`` builds once under ``~/.cache/n4a_bench/<key>`` (or
 ``$N4A_BENCH_CACHE``) and hands every caller a fresh copy (benchmarks mutate).
+
+Scale workspaces (issue 14): ``scale_workspace(n)`` / ``scale_master(n)`` /
+``--scale`` use ``SCALE_SHAPE`` — 8 datasets of 40-sample predictions with chain
+summaries (125,000 predictions a dataset at 1M, like the issue's measurement).
+The benchmarks compare 100k and 1M of this same shape::
+
+    python bench/workspace_factory.py 1000000 --scale --build-cache   # build once (minutes)
+    python bench/workspace_factory.py 1000000 OUT --scale --cached    # a private copy
 """
 
 from __future__ import annotations
@@ -76,6 +84,11 @@ MODELS = {
 PREPROCESSINGS = ("MinMaxScaler", "SNV>SavGol", "StandardScaler>Detrend", "MSC")
 
 Progress = Callable[[float, str], None]
+
+#: Issue 14's scale shape: 8 datasets, 40 samples a prediction, chain summaries filled.
+SCALE_SHAPE: dict[str, Any] = {"n_datasets": 8, "n_samples": 40, "with_summaries": True}
+#: The sizes every scale benchmark compares (growth 100k -> 1M).
+SCALE_SIZES = (100_000, 1_000_000)
 
 
 def dataset_names(n_datasets: int) -> list[str]:
@@ -263,10 +276,14 @@ def build_large_workspace(
                 store.complete_pipeline(pipeline_id, best_val, best_test, metric, duration_ms=1000)
             store.complete_run(run_id, {"pipelines": len(pipelines), "predictions": written})
         if with_summaries and chain_ids:
+            if progress is not None:
+                progress(1.0, f"ANALYZE + chain summaries of {len(chain_ids)} chains")
             conn = store._ensure_open()  # private: nirs4all exposes no ANALYZE; see tests/test_bench_factory.py
             conn.execute("PRAGMA analysis_limit=1000")
             conn.execute("ANALYZE")
-            store.bulk_update_chain_summaries(chain_ids)
+            # One call per slice keeps the temp table and its aggregation small at 1M.
+            for start in range(0, len(chain_ids), 20_000):
+                store.bulk_update_chain_summaries(chain_ids[start : start + 20_000])
     finally:
         store.close()
     return path
@@ -368,7 +385,7 @@ def _cache_lock(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def cached_master(n_predictions: int, **kw: Any) -> Path:
+def cached_master(n_predictions: int, progress: Progress | None = None, **kw: Any) -> Path:
     """The shared cached build (do NOT modify it); built on first use, safe across processes."""
     root = cache_root()
     key = cache_key(n_predictions, **kw)
@@ -379,7 +396,7 @@ def cached_master(n_predictions: int, **kw: Any) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(master, ignore_errors=True)
             t0 = time.perf_counter()
-            build_large_workspace(staging / "ws", n_predictions, **kw)
+            build_large_workspace(staging / "ws", n_predictions, progress=progress, **kw)
             (staging / ".complete").write_text(f"{time.perf_counter() - t0:.1f}s\n")
             staging.rename(master)
     return master / "ws"
@@ -397,17 +414,31 @@ def cached_workspace(n_predictions: int, dest: Path | None = None, **kw: Any) ->
     return dest
 
 
+def scale_master(n_predictions: int, progress: Progress | None = None) -> Path:
+    """The cached scale workspace (``SCALE_SHAPE``) of ``n_predictions``; do NOT modify it."""
+    return cached_master(n_predictions, progress=progress, **SCALE_SHAPE)
+
+
+def scale_workspace(n_predictions: int, dest: Path | None = None) -> Path:
+    """A private copy of the cached scale workspace (``SCALE_SHAPE``); the caller removes it."""
+    return cached_workspace(n_predictions, dest, **SCALE_SHAPE)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a large real nirs4all workspace for benchmarks.")
     parser.add_argument("n_predictions", type=int)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, nargs="?", help="output folder (not needed with --build-cache)")
     parser.add_argument("--datasets", type=int, default=4)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--summaries", action="store_true", help="also run bulk_update_chain_summaries")
     parser.add_argument("--tasks", default="regression", help="comma list: regression,classification")
     parser.add_argument("--cached", action="store_true", help="copy the cached build into OUT (build it once)")
+    parser.add_argument("--build-cache", action="store_true", help="only make sure the cached build exists")
+    parser.add_argument("--scale", action="store_true", help="issue 14's shape: 8 datasets, 40 samples, summaries")
     args = parser.parse_args(argv)
+    if args.out is None and not args.build_cache:
+        parser.error("OUT is required unless --build-cache is given")
     t0 = time.perf_counter()
     kw: dict[str, Any] = {
         "n_datasets": args.datasets,
@@ -416,13 +447,21 @@ def main(argv: list[str] | None = None) -> int:
         "with_summaries": args.summaries,
         "tasks": tuple(args.tasks.split(",")),
     }
+    if args.scale:
+        kw.update(SCALE_SHAPE)
+
+    def show(fraction: float, message: str) -> None:
+        print(f"\r  {fraction:5.1%} {message}   ", end="", file=sys.stderr, flush=True)
+
+    if args.build_cache:
+        master = cached_master(args.n_predictions, progress=show, **kw)
+        print(file=sys.stderr)
+        print(f"cached {args.n_predictions} predictions at {master} ({time.perf_counter() - t0:.1f} s)")
+        return 0
     if args.cached:
         cached_workspace(args.n_predictions, dest=args.out, **kw)
         print(f"copied cached {args.n_predictions} predictions to {args.out} in {time.perf_counter() - t0:.1f} s")
         return 0
-
-    def show(fraction: float, message: str) -> None:
-        print(f"\r  {fraction:5.1%} {message}   ", end="", file=sys.stderr, flush=True)
 
     build_large_workspace(args.out, args.n_predictions, progress=show, **kw)
     print(file=sys.stderr)

@@ -89,3 +89,15 @@ def test_cached_workspace_gives_private_copies(factory, tmp_path: Path, monkeypa
     assert a != b and a.is_dir() and b.is_dir()
     assert prediction_ids(a) == prediction_ids(b)  # same build, copied
     assert len(list((tmp_path / "cache").glob("ws30_*/.complete"))) == 1
+
+
+def test_scale_shape_builds(factory, tmp_path: Path) -> None:
+    """The issue-14 shape (8 datasets, 40 samples, summaries) builds and is healthy at a small size."""
+    from n4a_widgets import Workspace
+
+    ws = factory.build_large_workspace(tmp_path / "ws", 160, **factory.SCALE_SHAPE)
+    report = Workspace(ws).health()
+    assert report.healthy and report.total_predictions == 160 and report.total_datasets == 8
+    assert {d.name for d in report.datasets} == set(factory.dataset_names(8))
+    lengths = sqlite_rows(ws / "store.sqlite", "SELECT DISTINCT n_samples FROM predictions")
+    assert lengths == [(40,)]

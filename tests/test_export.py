@@ -114,7 +114,7 @@ def test_copy_path_and_rewrite_path_give_the_same_table(demo_ws: Path, out: Path
     import duckdb
     import pyarrow.parquet as pq
 
-    from n4a_widgets.core import export as export_mod
+    from n4a_widgets.core.export import writers as export_mod
     from n4a_widgets.core.parquet_splice import SpliceUnsupported
 
     ws = Workspace(demo_ws)
@@ -422,3 +422,31 @@ def test_splice_abort_stops_the_copy_and_closes(demo_ws: Path, out: Path) -> Non
     with pytest.raises(FileExistsError):  # never overwrites: the temporary name is created exclusively
         (out / "x.parquet").write_bytes(b"")
         Splice(source, out / "x.parquet")
+
+
+def test_export_predictions_takes_a_root_path_and_keyword_options(demo_ws: Path, out: Path) -> None:
+    import inspect
+
+    from n4a_widgets.core.export import export_predictions
+
+    params = inspect.signature(export_predictions).parameters
+    assert list(params)[:2] == ["root", "dest"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items() if name not in ("root", "dest"))
+    report = export_predictions(demo_ws, out / "corn.parquet", datasets=["corn moisture"])
+    assert report.total_rows > 0
+    with pytest.raises(TypeError):
+        export_predictions(demo_ws, out / "x.parquet", ["corn moisture"])  # type: ignore[misc]
+
+
+def test_export_refuses_a_destination_reached_through_a_linked_arrays_folder(demo_ws: Path, tmp_path: Path) -> None:
+    """arrays/ linked to another disk: writing into the link's target is writing into the workspace."""
+    import shutil
+
+    from n4a_widgets import InvalidArgumentError
+
+    elsewhere = tmp_path / "other_disk_arrays"
+    shutil.move(str(demo_ws / "arrays"), elsewhere)
+    (demo_ws / "arrays").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(InvalidArgumentError):
+        Workspace(demo_ws).export(elsewhere / "leak.parquet", datasets=["corn moisture"])
+    assert not (elsewhere / "leak.parquet").exists()

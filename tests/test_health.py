@@ -154,8 +154,17 @@ def test_duplicate_array_rows_count_once(demo_ws: Path) -> None:
     pid = sorted(_ids_by_dataset(demo_ws)["corn moisture"])[0]
     record = arrays.load_single(pid, dataset_name="corn moisture")
     assert record is not None
-    record = {**record, "prediction_id": pid, "dataset_name": "corn moisture", "model_name": "m", "fold_id": "0",
-              "partition": "val", "metric": "rmse", "val_score": 0.0, "task_type": "regression"}
+    record = {
+        **record,
+        "prediction_id": pid,
+        "dataset_name": "corn moisture",
+        "model_name": "m",
+        "fold_id": "0",
+        "partition": "val",
+        "metric": "rmse",
+        "val_score": 0.0,
+        "task_type": "regression",
+    }
     arrays.save_batch([record])
     path = parquet_path_for(demo_ws, "corn moisture")
     rows = pq.read_metadata(path).num_rows
@@ -165,3 +174,63 @@ def test_duplicate_array_rows_count_once(demo_ws: Path) -> None:
     assert corn.array_rows == corn.prediction_count
     assert r.healthy
     assert r.total_predictions == len(prediction_ids(demo_ws))
+
+
+def test_file_naming_and_tombstones_match_nirs4all(demo_ws: Path) -> None:
+    """Health reproduces ArrayStore's file naming and tombstone reading without importing nirs4all."""
+    from nirs4all.pipeline.storage import array_store
+
+    from n4a_widgets.core import arrays_readonly
+
+    assert arrays_readonly.UNSAFE_FILENAME_RE.pattern == array_store._UNSAFE_FILENAME_RE.pattern  # noqa: SLF001
+    store = array_store.ArrayStore(demo_ws, read_only=True)
+    names = ["corn moisture", "wheat.protein v2", "a/b\\c:d", "...", "", " x ", "tab\there", "ünï cödé", "x*?<>|y"]
+    for name in names:
+        assert arrays_readonly.parquet_path_for(demo_ws, name) == store._parquet_path(name), name  # noqa: SLF001
+    theirs = store._read_tombstones()  # noqa: SLF001
+    assert theirs and arrays_readonly.read_tombstones(demo_ws) == theirs
+
+
+def _both_engines(ws: Path) -> tuple[dict, dict]:
+    from n4a_widgets.core.health import compute_health
+
+    status = Workspace(ws).status()
+    fast = compute_health(ws, status).to_dict()
+    sets = compute_health(ws, status, engine="sets").to_dict()
+    for d in (fast, sets):
+        d.pop("checked_at")
+    return fast, sets
+
+
+def test_arrow_engine_equals_set_engine_on_damage(demo_ws: Path) -> None:
+    """Arrow path (current stores) == set path (legacy stores): orphans both ways, a row moved
+    to another dataset's file, duplicates, tombstones, a truncated file, an array-less dataset."""
+    import sqlite3
+
+    from nirs4all.pipeline.storage.array_store import ArrayStore
+
+    fast, sets = _both_engines(demo_ws)
+    assert fast == sets and fast["healthy"]
+
+    ids = _ids_by_dataset(demo_ws)
+    db = sqlite3.connect(demo_ws / "store.sqlite")
+    with db:  # metadata rows vanish (array orphans), one prediction changes dataset
+        corn = sorted(ids["corn moisture"])
+        db.executemany("DELETE FROM predictions WHERE prediction_id = ?", [(p,) for p in corn[:3]])
+        db.execute("UPDATE predictions SET dataset_name = 'tablets' WHERE prediction_id = ?", [corn[5]])
+    db.close()
+    arrays = ArrayStore(demo_ws)
+    wheat = sorted(ids["wheat.protein v2"])[:2]
+    arrays.delete_batch(set(wheat))
+    arrays.compact("wheat.protein v2")
+    fast, sets = _both_engines(demo_ws)
+    assert fast == sets
+    assert fast["orphan_array_count"] == 3 and fast["orphan_metadata_count"] == 2
+
+    path = parquet_path_for(demo_ws, "tablets")
+    path.write_bytes(path.read_bytes()[:100])
+    fast, sets = _both_engines(demo_ws)
+    assert fast == sets and fast["corrupt_files"] == [str(path)]
+    tablets = next(d for d in fast["datasets"] if d["name"] == "tablets")
+    # every tablets prediction lost its arrays, except the one moved in from corn (arrays in corn's file)
+    assert tablets["orphan_metadata_count"] == tablets["prediction_count"] - 1 > 0

@@ -175,6 +175,7 @@ def test_no_read_permission(demo_master: Path) -> None:
 
 # --------------------------------------------------------------- real legacy stores
 
+
 def _manifest() -> dict:
     from helpers import LEGACY_FIXTURES
 
@@ -211,3 +212,119 @@ def test_real_legacy_fixture_status_and_health(name: str, legacy_copy) -> None:
     assert "Migration needed" in h.message
     ws.stats()
     assert tree_hash(ws_path) == before, "status/health/stats changed a legacy workspace"
+
+
+# ---------------------------------------------------------------------------
+# The first answer without nirs4all (issue 14): status hard-codes a few of
+# nirs4all's values instead of importing it; these tests hold them to nirs4all's.
+# ---------------------------------------------------------------------------
+
+HEAVY = ("nirs4all", "sklearn")
+
+
+def _heavy_modules_after(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return the heavy top-level packages it imported."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('HEAVY=' + ','.join(sorted({m.split('.')[0] for m in sys.modules} & "
+        f"set({HEAVY!r})))))\n" + code
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("HEAVY=")][-1]
+    return [m for m in line.removeprefix("HEAVY=").split(",") if m]
+
+
+def test_schema_version_and_format_names_match_nirs4all() -> None:
+    import inspect
+
+    from nirs4all.pipeline.storage.store_schema import SCHEMA_VERSION
+    from nirs4all.workspace import compat
+
+    from n4a_widgets.core import status
+
+    assert status.CURRENT_SCHEMA_VERSION == SCHEMA_VERSION
+    assert status.current_schema_version() == SCHEMA_VERSION
+    source = inspect.getsource(compat.inspect_workspace_format)
+    for name in status.NIRS4ALL_FORMATS:
+        assert f'"{name}"' in source, f"nirs4all's inspect_workspace_format no longer names {name!r}"
+    assert f'"{status.FORMAT_MISSING}"' not in source  # ours alone, never confused with nirs4all's
+
+
+def test_file_names_match_nirs4all(tmp_path: Path) -> None:
+    import inspect
+
+    from nirs4all.pipeline.storage import array_store
+    from nirs4all.workspace import compat
+
+    source = inspect.getsource(compat.inspect_workspace_format)
+    assert f'"{layout.STORE_SQLITE}"' in source and f'"{layout.STORE_DUCKDB}"' in source
+    assert f'"{layout.RUNS_DIR}"' in inspect.getsource(compat._has_legacy_runs_tree)  # noqa: SLF001
+    store = array_store.ArrayStore(tmp_path, read_only=True)
+    assert store._arrays_dir == tmp_path / layout.ARRAYS_DIR  # noqa: SLF001
+    assert store._tombstone_path().name == layout.TOMBSTONES_FILE  # noqa: SLF001
+    assert f'"{layout.ARRAYS_LOCK_FILE}"' in inspect.getsource(array_store.ArrayStore)
+
+
+def test_status_answers_like_inspect_workspace_format_on_a_new_store(tmp_path: Path) -> None:
+    """A store nirs4all just created: same format name, schema = nirs4all's current one."""
+    from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
+    from nirs4all.workspace.compat import inspect_workspace_format
+
+    store = WorkspaceStore(tmp_path / "ws")
+    store.close()
+    s = Workspace(tmp_path / "ws").status()
+    assert (s.storage_mode, s.schema_version, s.migration_needed) == ("migrated", 5, False)
+    assert s.format == inspect_workspace_format(tmp_path / "ws").format
+
+
+def test_cli_status_does_not_import_nirs4all(demo_ws: Path) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['n4a_widgets', 'status', {str(demo_ws)!r}, '--json']\n"
+        "try:\n    runpy.run_module('n4a_widgets', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+    )
+    assert _heavy_modules_after(code) == []
+
+
+def test_the_probe_sees_a_heavy_import(demo_ws: Path) -> None:
+    """The probe above can fail: a verb that does import nirs4all is seen."""
+    assert "nirs4all" in _heavy_modules_after("import nirs4all.pipeline.storage.store_schema")
+
+
+def test_storage_health_first_paint_without_nirs4all(demo_ws: Path) -> None:
+    """Constructing StorageHealth shows the status at once, and its whole job needs no nirs4all."""
+    code = (
+        "import sys\n"
+        "from n4a_widgets import StorageHealth\n"
+        f"w = StorageHealth({str(demo_ws)!r})\n"
+        "assert w.status.get('storage_mode') == 'migrated', w.status\n"
+        "assert 'nirs4all' not in sys.modules\n"
+        "assert w.wait(120) and w.state == 'done', (w.state, w.error)\n"
+        "assert w.report['total_predictions'] > 0 and w.report['pending_tombstones'] == 4\n"
+    )
+    assert _heavy_modules_after(code) == []
+
+
+@pytest.mark.parametrize("widget", ["ExportPicker", "MigrationWizard", "MergeStores"])
+def test_other_widgets_construct_without_nirs4all(widget: str, demo_ws: Path) -> None:
+    code = (
+        f"import n4a_widgets\nw = n4a_widgets.{widget}({str(demo_ws)!r})\nw.wait(120) if hasattr(w, 'wait') else None\n"
+    )
+    assert _heavy_modules_after(code) == []
+
+
+def test_readonly_duckdb_prints_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB's own progress bars would land in the user's cell output (issue 14)."""
+    import duckdb
+
+    from n4a_widgets.core.readonly_duckdb import open_duckdb_readonly
+
+    db = tmp_path / "store.duckdb"
+    duckdb.connect(str(db)).close()
+    with open_duckdb_readonly(db) as conn:
+        assert conn.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False

@@ -18,14 +18,18 @@ from ..core.errors import WorkspaceError
 #: Modules that add verbs, in help order.
 VERB_MODULES = ("read_commands", "maintenance", "history", "migration", "sql", "export", "merge", "fleet")
 
+#: Verbs whose module is the only one imported when they are called: ``status`` is the
+#: first answer and must not pay for every verb's imports (see bench/bench_status.py).
+FAST_VERBS = {"status": "read_commands", "health": "read_commands", "stats": "read_commands"}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(modules: Sequence[str] = VERB_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m n4a_widgets",
         description="Inspect and maintain nirs4all workspaces (the same operations as the widgets).",
     )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for name in VERB_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -37,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fast = FAST_VERBS.get(argv[0]) if argv else None
+    parser = build_parser((fast,) if fast else VERB_MODULES)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -1,18 +1,30 @@
 """Read-only views of ``arrays/``: which prediction ids each Parquet file holds.
 
 We read only the ``prediction_id`` and ``dataset_name`` columns (cheap), and
-use nirs4all's read-only ``ArrayStore`` for file naming and tombstones so our
-idea of "which file belongs to which dataset" is nirs4all's.
+reproduce nirs4all's file naming (``ArrayStore._parquet_path``) and tombstone
+reading (``ArrayStore._read_tombstones``) without importing nirs4all, so health
+and the widgets' first paint stay light; ``tests/test_health.py`` checks both
+against nirs4all's own on every run.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import layout
+
+#: ``nirs4all.pipeline.storage.array_store._UNSAFE_FILENAME_RE`` (contract-tested).
+UNSAFE_FILENAME_RE = re.compile(r'[/\\:*?"<>|\s.]+')
+
+
+def sanitize_dataset_filename(dataset_name: str) -> str:
+    """nirs4all's array file stem for ``dataset_name`` (``_sanitize_dataset_filename``)."""
+    return UNSAFE_FILENAME_RE.sub("_", dataset_name).strip("_") or "unnamed"
 
 
 def array_store_readonly(root: Path) -> Any:
@@ -24,18 +36,16 @@ def array_store_readonly(root: Path) -> Any:
 
 def parquet_path_for(root: Path, dataset_name: str) -> Path:
     """The file nirs4all uses for ``dataset_name`` (names are sanitized)."""
-    from .nirs4all_api import array_file_path
-
-    return array_file_path(root, dataset_name)
+    return root / layout.ARRAYS_DIR / f"{sanitize_dataset_filename(dataset_name)}.parquet"
 
 
 def read_tombstones(root: Path) -> dict[str, str]:
     """Pending deletes ``{prediction_id: timestamp}`` (empty when none)."""
-    if not (root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE).exists():
+    path = root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE
+    if not path.exists():
         return {}
-    from .nirs4all_api import read_tombstones as read
-
-    return read(root)
+    with open(path, encoding="utf-8") as f:
+        return {str(k): str(v) for k, v in dict(json.load(f)).items()}
 
 
 def live_prediction_ids(root: Path, dataset_name: str | None = None) -> set[str]:

@@ -154,8 +154,13 @@ def compute_health(
     deep: bool = False,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    engine: str = "auto",
 ) -> StorageHealthReport:
-    """Build the health report; see ``Workspace.health`` for the contract."""
+    """Build the health report; see ``Workspace.health`` for the contract.
+
+    ``engine="sets"`` forces the set-based path that legacy stores use (tests
+    compare it with the Arrow path of current stores).
+    """
     notes: list[str] = []
 
     def report(fraction: float, message: str) -> None:
@@ -164,11 +169,15 @@ def compute_health(
         if cancel is not None and cancel.is_set():
             raise OperationCancelledError("Integrity check cancelled.")
 
+    sqlite_db = root / layout.STORE_SQLITE
+    arrow = engine == "auto" and status.storage_mode != NEW and not status.has_prediction_arrays_table
+    if arrow and sqlite_db.exists():
+        return _sqlite_parquet_report(root, status, deep=deep, report=report)
+
     report(0.0, "Reading metadata")
     meta: dict[str, set[str]] = {}
     inline: dict[str, set[str]] | None = None
     if status.storage_mode != NEW and root.exists():
-        sqlite_db = root / layout.STORE_SQLITE
         duck_db = root / layout.STORE_DUCKDB
         if sqlite_db.exists():
             meta, inline = _metadata_ids_sqlite(sqlite_db)
@@ -228,7 +237,70 @@ def compute_health(
             )
         )
 
-    corrupt = tuple(sorted(set(scan.corrupt_files)))
+    report(1.0, "Done")
+    return _finish(
+        root,
+        status,
+        datasets=datasets,
+        total_predictions=len(meta_ids),
+        orphan_counts=(len(orphan_meta), len(orphan_arrays)),
+        orphan_samples=(tuple(sorted(orphan_meta)[:ID_SAMPLE]), tuple(sorted(orphan_arrays)[:ID_SAMPLE])),
+        pending_tombstones=len(tombstones),
+        corrupt_files=scan.corrupt_files,
+        parquet_total_bytes=sum(scan.bytes_by_file.values()),
+        deep=deep,
+        notes=notes,
+    )
+
+
+def _sqlite_parquet_report(
+    root: Path, status: StorageStatus, *, deep: bool, report: Callable[[float, str], None]
+) -> StorageHealthReport:
+    """The common case (``store.sqlite`` + ``arrays/``), computed in Arrow: see ``health_arrow``."""
+    from .health_arrow import sqlite_parquet_health
+
+    notes: list[str] = []
+    corrupt: list[str] = []
+    try:
+        tombstones = set(read_tombstones(root))
+    except Exception as exc:  # noqa: BLE001 - unreadable tombstones are a corrupt file
+        tombstones = set()
+        corrupt.append(str(root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE))
+        notes.append(f"Tombstone file unreadable: {exc}")
+    found = sqlite_parquet_health(root, tombstones, deep=deep, report=report)
+    report(1.0, "Done")
+    return _finish(
+        root,
+        status,
+        datasets=[DatasetHealth(**d) for d in found.datasets],
+        total_predictions=found.total_predictions,
+        orphan_counts=(found.orphan_metadata_count, found.orphan_array_count),
+        orphan_samples=(found.orphan_metadata_ids, found.orphan_array_ids),
+        pending_tombstones=len(tombstones),
+        corrupt_files=[*found.corrupt_files, *corrupt],
+        parquet_total_bytes=found.parquet_total_bytes,
+        deep=deep,
+        notes=notes,
+    )
+
+
+def _finish(
+    root: Path,
+    status: StorageStatus,
+    *,
+    datasets: list[DatasetHealth],
+    total_predictions: int,
+    orphan_counts: tuple[int, int],
+    orphan_samples: tuple[tuple[str, ...], tuple[str, ...]],
+    pending_tombstones: int,
+    corrupt_files: list[str],
+    parquet_total_bytes: int,
+    deep: bool,
+    notes: list[str],
+) -> StorageHealthReport:
+    """The report from the computed pieces: the message and ``healthy`` are decided here only."""
+    orphan_meta, orphan_arrays = orphan_counts
+    corrupt = tuple(sorted(set(corrupt_files)))
     healthy = not orphan_meta and not orphan_arrays and not corrupt
     if status.storage_mode in (LEGACY, MID_MIGRATION):
         message = "Migration needed: " + status.message
@@ -237,36 +309,35 @@ def compute_health(
     else:
         parts = []
         if orphan_meta:
-            parts.append(f"{len(orphan_meta)} predictions without arrays")
+            parts.append(f"{orphan_meta} predictions without arrays")
         if orphan_arrays:
-            parts.append(f"{len(orphan_arrays)} array rows without a prediction")
+            parts.append(f"{orphan_arrays} array rows without a prediction")
         if corrupt:
             parts.append(f"{len(corrupt)} unreadable file(s): " + ", ".join(Path(c).name for c in corrupt))
         message = "; ".join(parts)
     from .trash import trash_note, trash_size
 
     trash_bytes = trash_size(root)[0]
-    note = trash_note(root, metadata_store_bytes(root) + sum(scan.bytes_by_file.values()))
+    note = trash_note(root, metadata_store_bytes(root) + parquet_total_bytes)
     if note:
         notes.append(note)
-    report(1.0, "Done")
     return StorageHealthReport(
         path=str(root),
         storage_mode=status.storage_mode,
         format=status.format,
         migration_needed=status.migration_needed,
         metadata_store_bytes=metadata_store_bytes(root),
-        parquet_total_bytes=sum(scan.bytes_by_file.values()),
+        parquet_total_bytes=parquet_total_bytes,
         artifacts_bytes=dir_bytes(root / layout.ARTIFACTS_DIR)[0],
-        total_predictions=len(meta_ids),
+        total_predictions=total_predictions,
         total_datasets=len(datasets),
         datasets=tuple(datasets),
-        orphan_metadata_count=len(orphan_meta),
-        orphan_array_count=len(orphan_arrays),
-        pending_tombstones=len(tombstones),
+        orphan_metadata_count=orphan_meta,
+        orphan_array_count=orphan_arrays,
+        pending_tombstones=pending_tombstones,
         corrupt_files=corrupt,
-        orphan_metadata_ids=tuple(sorted(orphan_meta)[:ID_SAMPLE]),
-        orphan_array_ids=tuple(sorted(orphan_arrays)[:ID_SAMPLE]),
+        orphan_metadata_ids=orphan_samples[0],
+        orphan_array_ids=orphan_samples[1],
         healthy=healthy,
         deep=deep,
         checked_at=utc_now(),

@@ -5,6 +5,11 @@ writer is attached), DuckDB with ``read_only=True``, and ``stat`` for the rest.
 nirs4all's own ``inspect_workspace_format`` opens SQLite in ``mode=ro`` and so
 leaves ``-wal``/``-shm`` files behind; we reproduce its format names instead
 (``tests/test_nirs4all_contract.py`` checks we agree with it on every fixture).
+
+Status is the first answer of the CLI and of every widget, so it never imports
+nirs4all (whose storage package pulls scikit-learn: seconds in a fresh
+process).  The few nirs4all values it relies on are constants here, each
+checked against nirs4all's own by ``tests/test_status.py``.
 """
 
 from __future__ import annotations
@@ -25,11 +30,24 @@ NEW = "new"
 STORAGE_MODES = (MIGRATED, LEGACY, MID_MIGRATION, NEW)
 
 
-def current_schema_version() -> int:
-    """The SQLite schema version the installed nirs4all writes."""
-    from nirs4all.pipeline.storage.store_schema import SCHEMA_VERSION
+#: ``nirs4all.pipeline.storage.store_schema.SCHEMA_VERSION`` of the supported nirs4all
+#: (1.4.x); a contract test fails when the installed nirs4all disagrees.
+CURRENT_SCHEMA_VERSION = 5
 
-    return int(SCHEMA_VERSION)
+#: nirs4all's ``inspect_workspace_format(...).format`` names (``nirs4all.workspace.compat``).
+FORMAT_DUCKDB = "duckdb-workspace"
+FORMAT_SQLITE = "sqlite-workspace-v2"
+FORMAT_SQLITE_INLINE = "sqlite-workspace-legacy-arrays"
+FORMAT_RUNS_TREE = "fs-runs-legacy"
+FORMAT_NEW = "new-or-empty"
+NIRS4ALL_FORMATS = (FORMAT_DUCKDB, FORMAT_SQLITE, FORMAT_SQLITE_INLINE, FORMAT_RUNS_TREE, FORMAT_NEW)
+#: Ours alone: the source folder of an interrupted migration is gone.
+FORMAT_MISSING = "missing"
+
+
+def current_schema_version() -> int:
+    """The SQLite schema version the installed nirs4all writes (without importing nirs4all)."""
+    return CURRENT_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -90,7 +108,15 @@ def detect_status(root: Path) -> StorageStatus:
     if not root.exists():
         # Only reachable when a migration journal names this path.
         return StorageStatus(
-            str(root), MID_MIGRATION, "missing", "swapped-out", None, True, False, False, None,
+            str(root),
+            MID_MIGRATION,
+            FORMAT_MISSING,
+            "swapped-out",
+            None,
+            True,
+            False,
+            False,
+            None,
             interrupted or "The workspace folder is missing.",
         )
 
@@ -109,7 +135,15 @@ def detect_status(root: Path) -> StorageStatus:
             else "Legacy DuckDB metadata with Parquet array files (nirs4all 0.8.0-0.8.3)."
         )
         return StorageStatus(
-            str(root), mode, "duckdb-workspace", lay, None, True, inline, arrays_dir, layout.STORE_DUCKDB,
+            str(root),
+            mode,
+            FORMAT_DUCKDB,
+            lay,
+            None,
+            True,
+            inline,
+            arrays_dir,
+            layout.STORE_DUCKDB,
             msg + " Migrate it to use it with nirs4all 1.x.",
         )
 
@@ -124,7 +158,7 @@ def detect_status(root: Path) -> StorageStatus:
                     inline_rows = conn.execute("SELECT count(*) FROM prediction_arrays").fetchone()[0]
                 except sqlite3.Error:
                     inline_rows = 0
-        fmt = "sqlite-workspace-legacy-arrays" if inline else "sqlite-workspace-v2"
+        fmt = FORMAT_SQLITE_INLINE if inline else FORMAT_SQLITE
         current = current_schema_version()
         if interrupted or (inline and inline_rows and _parquet_files(root)) or duck_path.exists():
             why = interrupted or (
@@ -134,46 +168,102 @@ def detect_status(root: Path) -> StorageStatus:
                 "a conversion stopped half-way."
             )
             return StorageStatus(
-                str(root), MID_MIGRATION, fmt, "sqlite-mixed" if not interrupted else f"sqlite-schema-{version}",
-                version, True, inline, arrays_dir, layout.STORE_SQLITE, why + " Resume or roll back the migration.",
+                str(root),
+                MID_MIGRATION,
+                fmt,
+                "sqlite-mixed" if not interrupted else f"sqlite-schema-{version}",
+                version,
+                True,
+                inline,
+                arrays_dir,
+                layout.STORE_SQLITE,
+                why + " Resume or roll back the migration.",
             )
         if inline:
             return StorageStatus(
-                str(root), LEGACY, fmt, "sqlite-inline-arrays", version, True, True, arrays_dir,
+                str(root),
+                LEGACY,
+                fmt,
+                "sqlite-inline-arrays",
+                version,
+                True,
+                True,
+                arrays_dir,
                 layout.STORE_SQLITE,
                 "SQLite store with arrays inside the database (older development builds). Migrate it.",
             )
         if version < current:
             return StorageStatus(
-                str(root), LEGACY, fmt, f"sqlite-schema-{version}", version, True, False, arrays_dir,
+                str(root),
+                LEGACY,
+                fmt,
+                f"sqlite-schema-{version}",
+                version,
+                True,
+                False,
+                arrays_dir,
                 layout.STORE_SQLITE,
                 f"SQLite store with outdated schema {version} (nirs4all 0.8.4-0.11); "
                 f"nirs4all 1.x needs schema {current}. Migrate it (the upgrade runs on a copy).",
             )
-        note = "Current format." if version == current else (
-            f"Schema {version} is newer than the installed nirs4all supports ({current}); upgrade nirs4all."
+        note = (
+            "Current format."
+            if version == current
+            else (f"Schema {version} is newer than the installed nirs4all supports ({current}); upgrade nirs4all.")
         )
         return StorageStatus(
-            str(root), MIGRATED, fmt, f"sqlite-schema-{version}", version, False, False, arrays_dir,
-            layout.STORE_SQLITE, note,
+            str(root),
+            MIGRATED,
+            fmt,
+            f"sqlite-schema-{version}",
+            version,
+            False,
+            False,
+            arrays_dir,
+            layout.STORE_SQLITE,
+            note,
         )
 
     if _has_runs_tree(root):
         return StorageStatus(
-            str(root), MID_MIGRATION if interrupted else LEGACY, "fs-runs-legacy", "runs-manifest-tree", None, True,
-            False, arrays_dir, None,
+            str(root),
+            MID_MIGRATION if interrupted else LEGACY,
+            FORMAT_RUNS_TREE,
+            "runs-manifest-tree",
+            None,
+            True,
+            False,
+            arrays_dir,
+            None,
             interrupted or "Legacy runs/ manifest tree (nirs4all <= 0.6). Migrate it to use it with nirs4all 1.x.",
         )
 
     if interrupted:
         return StorageStatus(
-            str(root), MID_MIGRATION, "new-or-empty", "staging-only", None, True, False, arrays_dir, None, interrupted,
+            str(root),
+            MID_MIGRATION,
+            FORMAT_NEW,
+            "staging-only",
+            None,
+            True,
+            False,
+            arrays_dir,
+            None,
+            interrupted,
         )
     if not _is_effectively_empty(root):
         raise NotAWorkspaceError(
             f"{root} is not a nirs4all workspace: it holds no store.sqlite, store.duckdb or runs/ manifests."
         )
     return StorageStatus(
-        str(root), NEW, "new-or-empty", "empty", None, False, False, arrays_dir, None,
+        str(root),
+        NEW,
+        FORMAT_NEW,
+        "empty",
+        None,
+        False,
+        False,
+        arrays_dir,
+        None,
         "No nirs4all store yet: a nirs4all.run(workspace_path=...) here creates one.",
     )

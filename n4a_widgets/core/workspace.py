@@ -174,7 +174,7 @@ class Workspace:
         from .export import export_predictions
 
         return export_predictions(
-            self, dest, datasets=datasets, partition=partition, model_name=model_name, format=format,
+            self.path, dest, datasets=datasets, partition=partition, model_name=model_name, format=format,
             fold_id=fold_id, overwrite=overwrite, progress=progress, cancel=cancel,
         )
 

@@ -113,7 +113,7 @@ class ExportPicker(WorkspaceWidget):
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
             progress(0.0, "Reading datasets")
-            return export_choices(ws).to_dict()
+            return export_choices(ws.path).to_dict()
 
         def on_result(result: dict[str, Any]) -> None:
             names = [d["name"] for d in result["datasets"]]

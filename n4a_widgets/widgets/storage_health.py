@@ -8,6 +8,7 @@ from typing import Any
 
 import traitlets as t
 
+from ..core.errors import WorkspaceError
 from ..core.workspace import Workspace
 from .base import WorkspaceWidget, action, bundle
 
@@ -73,10 +74,19 @@ class StorageHealth(WorkspaceWidget):
     def _check(self, *, deep: bool, name: str) -> None:
         ws = self.workspace
         assert ws is not None
+        # The first paint: status reads a few SQLite pragmas without importing
+        # nirs4all, so the format badge shows before the job even starts.
+        try:
+            first_status = ws.status().to_dict()
+        except WorkspaceError as exc:
+            self._show_error(exc)
+            return
+        self.status = first_status
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
             progress(0.0, "Reading status")
             status = ws.status().to_dict()
+            progress(0.0, "Measuring disk usage")
             stats = ws.stats().to_dict()
             health = ws.health(deep=deep, progress=progress, cancel=cancel).to_dict()
             recent = [r.to_dict() for r in ws.history(limit=5)]
