@@ -578,10 +578,9 @@ def test_contract_array_schema_matches_nirs4all() -> None:
 
 
 def test_contract_tombstones_read_like_nirs4all(demo_ws: Path) -> None:
-    from n4a_widgets.core.arrays_readonly import read_tombstones
-    from n4a_widgets.core.sql import read_tombstone_ids
+    from n4a_widgets.core.arrays_readonly import read_tombstones, tombstone_ids
 
-    assert read_tombstone_ids(demo_ws) == set(read_tombstones(demo_ws)) != set()
+    assert tombstone_ids(demo_ws) == set(read_tombstones(demo_ws)) != set()
 
 
 def test_contract_adbc_sqlite_batch_rows_option() -> None:

@@ -144,7 +144,7 @@ class Workspace:
         """
         from .sql import run_query
 
-        return run_query(self, sql, limit=limit, timeout_s=timeout_s, cancel=cancel)
+        return run_query(self.path, sql, limit=limit, timeout_s=timeout_s, cancel=cancel)
 
     def export(
         self,

@@ -108,7 +108,7 @@ class SqlConsole(WorkspaceWidget):
         with self._session_lock:
             if self._session is None:
                 assert self.workspace is not None
-                self._session = SqlSession(self.workspace)
+                self._session = SqlSession(self.workspace.path)
             return self._session
 
     def close(self) -> None:

@@ -1,0 +1,138 @@
+"""Cell values for JSON and for the browser's Arrow reader."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import json
+import math
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: nirs4all's Parquet schema for array files (``ArrayStore._PARQUET_SCHEMA``, checked by a contract
+#: test); used for an empty ``arrays`` table when a workspace has no array file yet.
+_ARRAY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("prediction_id", "utf8"), ("dataset_name", "utf8"), ("model_name", "utf8"), ("fold_id", "utf8"),
+    ("partition", "utf8"), ("metric", "utf8"), ("val_score", "float64"), ("task_type", "utf8"),
+    ("y_true", "list_f64"), ("y_true_shape", "list_i32"), ("y_pred", "list_f64"), ("y_pred_shape", "list_i32"),
+    ("y_proba", "list_f64"), ("y_proba_shape", "list_i32"), ("X", "list_f64"), ("X_shape", "list_i32"),
+    ("spectra", "list_f64"), ("spectra_shape", "list_i32"), ("sample_indices", "list_i32"),
+    ("weights", "list_f64"), ("sample_metadata", "utf8"), ("result_metadata", "utf8"),
+)
+
+
+
+def plain_value(value: Any) -> Any:
+    """A plain JSON value for one cell (NaN/inf become null; bytes become hex)."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, decimal.Decimal):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    return str(value)
+
+
+def table_rows(table: pa.Table) -> list[list[Any]]:
+    """Rows of ``table`` as lists of plain JSON values."""
+    columns = []
+    for col in table.columns:
+        try:
+            values = col.to_pylist()
+        except (ValueError, OverflowError):  # e.g. dates out of Python's range
+            values = [str(v) for v in col]
+        columns.append([plain_value(v) for v in values])
+    return [list(r) for r in zip(*columns, strict=True)] if columns else [[] for _ in range(table.num_rows)]
+
+
+def _is_js_safe(t: Any) -> bool:
+    import pyarrow.types as pt
+
+    if pt.is_boolean(t) or pt.is_integer(t) or pt.is_floating(t) or pt.is_string(t) or pt.is_null(t):
+        return True
+    if pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t):
+        v = t.value_type
+        return bool(pt.is_boolean(v) or pt.is_integer(v) or pt.is_floating(v) or pt.is_string(v))
+    return False
+
+
+def display_safe(table: pa.Table) -> pa.Table:
+    """Columns the browser's Arrow reader shows well; others become text (JSON for nested values)."""
+    import pyarrow as pa
+
+    cols = []
+    fields = []
+    for field, col in zip(table.schema, table.columns, strict=True):
+        if _is_js_safe(field.type):
+            cols.append(col)
+            fields.append(field.remove_metadata())
+            continue
+        try:
+            values = col.to_pylist()
+        except (ValueError, OverflowError):
+            values = [str(v) for v in col]
+        text = [
+            None if v is None else (json.dumps(plain_value(v)) if isinstance(v, (dict, list, tuple)) else
+                                    str(plain_value(v)))
+            for v in values
+        ]
+        cols.append(pa.array(text, type=pa.string()))
+        fields.append(pa.field(field.name, pa.string()))
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def arrow_ipc_bytes(table: pa.Table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _duck_type_name(t: Any) -> str:
+    import pyarrow.types as pt
+
+    if pt.is_string(t) or pt.is_large_string(t):
+        return "VARCHAR"
+    if pt.is_float64(t):
+        return "DOUBLE"
+    if pt.is_int32(t):
+        return "INTEGER"
+    if pt.is_int64(t):
+        return "BIGINT"
+    if pt.is_list(t) or pt.is_large_list(t):
+        return _duck_type_name(t.value_type) + "[]"
+    return str(t).upper()
+
+
+def _empty_array_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    kinds = {"utf8": pa.string(), "float64": pa.float64(), "list_f64": pa.list_(pa.float64()),
+             "list_i32": pa.list_(pa.int32())}
+    return pa.schema([(name, kinds[kind]) for name, kind in _ARRAY_COLUMNS])
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, not {value!r}.")
+    return int(value)
