@@ -557,12 +557,13 @@ def test_arrays_in_memory_and_streamed_give_the_same_rows(sandbox, session: SqlS
     sql = ("SELECT p.prediction_id, p.partition, a.y_true, a.y_pred FROM predictions p JOIN arrays a "
            "USING (prediction_id) ORDER BY p.prediction_id")
     in_memory = session.execute(sql, limit=100000).result().rows
-    assert session._arrays_mode == "table"
+    state = session.engine_state()
+    assert state["arrays_mode"] == "table"
     live = session.execute("SELECT count(*) FROM predictions").result().rows[0][0]
-    assert session._arrays_table is not None and session._arrays_table.num_rows == live
+    assert state["arrays_rows"] == live
     with SqlSession(sandbox["ws"], arrays_memory_bytes=0) as streamed:
         assert streamed.execute(sql, limit=100000).result().rows == in_memory
-        assert streamed._arrays_mode == "dataset"
+        assert streamed.engine_state()["arrays_mode"] == "dataset"
     assert len(in_memory) == live
 
 

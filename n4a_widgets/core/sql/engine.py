@@ -11,6 +11,8 @@ extension, or change a setting.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 import time
 from typing import Any
@@ -37,8 +39,20 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_ARRAYS_MEMORY_BYTES = 256 * 1024 * 1024
 #: Value given to DuckDB's path-like settings so none of them names a real folder.
 NEUTRAL_DIR = "/n4a-sql-console-has-no-file-access"
+#: Settings DuckDB fills from the environment (``HTTP_PROXY``, ``TZ``, ``HOME``, ...), given fixed
+#: values before the configuration is locked, so no query can read a proxy password or the time zone.
+#: The worker also starts with an empty environment; this is the engine layer's own guarantee.
+NEUTRAL_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("http_proxy", ""),
+    ("http_proxy_username", ""),
+    ("http_proxy_password", ""),
+    ("TimeZone", "UTC"),
+    ("Calendar", "gregorian"),
+)
 
 _READ_ONLY = "This console is read-only: "
+_BROKEN_HINT = "The SQL engine was restarted; run the query again. Nothing was changed."
+
 
 def locked_connection(memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int = DEFAULT_THREADS) -> Any:
     """An in-memory DuckDB connection with no file access and locked settings."""
@@ -60,6 +74,9 @@ def locked_connection(memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int = D
     }
     conn = duckdb.connect(":memory:", config=config)
     try:
+        for name, value in NEUTRAL_SETTINGS:
+            with contextlib.suppress(duckdb.CatalogException):  # e.g. no ICU: no TimeZone/Calendar setting
+                conn.execute(f"SET {name} = '{value}'")
         # DuckDB adds <cwd>/:memory: (and .wal variants) to allowed_paths; COPY could write there.
         for stmt in (
             "SET allowed_paths = []",
@@ -140,6 +157,10 @@ def _map_engine_error(exc: Exception, dog: _Watchdog | None) -> WorkspaceError:
     import duckdb
 
     text = str(exc)
+    if is_broken_engine_error(exc):
+        return EngineRestartedError(
+            "The SQL engine hit an internal error on this query and was restarted.", _BROKEN_HINT
+        )
     if isinstance(exc, duckdb.InterruptException):
         if dog is not None and dog.reason:
             return dog.stop_error()
@@ -156,8 +177,31 @@ def _map_engine_error(exc: Exception, dog: _Watchdog | None) -> WorkspaceError:
         )
     if "configuration has been locked" in text or "disabled by configuration" in text:
         return QueryRejectedError(_READ_ONLY + "the engine's settings cannot be changed.")
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = _scrub(text.strip().splitlines()[0]) if text.strip() else "the engine refused the query"
     return InvalidArgumentError(
         f"SQL error: {first}",
         "Check table and column names against the schema; only SELECT queries are supported.",
     )
+
+
+class EngineRestartedError(WorkspaceError):
+    """The engine broke (internal error, crash, memory cap) and the session started a new one."""
+
+    default_hint = _BROKEN_HINT
+
+
+def is_broken_engine_error(exc: BaseException) -> bool:
+    """An error after which DuckDB's connection is unusable ("database has been invalidated")."""
+    import duckdb
+
+    if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
+        return True
+    return "has been invalidated" in str(exc) or "INTERNAL Error" in str(exc)
+
+
+_PATHLIKE = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/'\"]+){2,}/?")
+
+
+def _scrub(text: str) -> str:
+    """One line of an engine message without machine paths (a C++ frame or a file name)."""
+    return _PATHLIKE.sub("<path>", text)[:500]

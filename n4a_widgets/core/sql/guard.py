@@ -18,12 +18,26 @@ from .engine import _map_engine_error
 
 _READ_ONLY = "This console is read-only: "
 _ALLOWED_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
-#: Words that make a query look at the catalog itself: then every table is loaded in full.
-_CATALOG_WORDS = frozenset({
-    "describe", "summarize", "show", "information_schema", "pg_catalog", "duckdb_columns", "duckdb_tables",
-    "duckdb_views", "duckdb_constraints", "duckdb_indexes", "pragma_table_info", "pragma_show", "table_info",
-    "query", "query_table",
+#: Longest statement accepted (characters).  Real console queries are a few hundred; a statement
+#: of tens of thousands of ``UNION ALL`` branches or ``IN`` elements is refused before it is parsed.
+MAX_SQL_CHARS = 100_000
+#: Schemas whose tables describe the catalog: a query on them sees every table, so all are loaded.
+_CATALOG_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+#: Table functions a query may call: pure generators and read-only catalog listings.  Everything
+#: else (file readers, ``query()``'s dynamic SQL, functions that change engine state such as
+#: ``checkpoint``, ``enable_logging`` or ``register_external_resource``) is refused: an allowlist,
+#: so a function added by a later DuckDB is refused until someone looks at it.
+ALLOWED_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree",
+    "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies", "duckdb_functions",
+    "duckdb_indexes", "duckdb_keywords", "duckdb_memory", "duckdb_optimizers", "duckdb_schemas",
+    "duckdb_secrets", "duckdb_sequences", "duckdb_settings", "duckdb_tables", "duckdb_temporary_files",
+    "duckdb_types", "duckdb_variables", "duckdb_views",
+    "pragma_table_info", "pragma_show", "pragma_database_list", "pragma_database_size", "pragma_version",
+    "pragma_platform", "pragma_storage_info", "pragma_metadata_info", "pragma_collations", "test_all_types",
 })
+#: Scalar functions with a side effect on the engine (a log line, a sequence): refused.
+_STATEFUL_SCALARS = frozenset({"write_log", "nextval", "setval", "currval"})
 _WORD = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
@@ -49,8 +63,7 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
     """Refuse anything but one SELECT; return what the query may refer to."""
     import duckdb
 
-    if not isinstance(sql, str) or not sql.strip():
-        raise InvalidArgumentError("The query is empty.", "Type a SELECT query, for example: SELECT * FROM runs")
+    check_text(sql)
     try:
         statements = conn.extract_statements(sql)
     except duckdb.Error as exc:
@@ -75,7 +88,12 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
         row = found[0] if found else None
     except duckdb.Error as exc:
         raise _map_engine_error(exc, None) from exc
-    tree = json.loads(row[0]) if row else {"error": True}
+    try:
+        tree = json.loads(row[0]) if row else {"error": True}
+    except RecursionError:
+        raise QueryRejectedError(
+            "The query is nested too deeply to check.", "Write it with fewer nested expressions or subqueries."
+        ) from None
     if tree.get("error"):
         message = str(tree.get("error_message") or "unsupported statement")
         if "Only SELECT" in message:
@@ -84,6 +102,7 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
     aliases: set[str] = set()
     refs: list[list[str]] = []
     all_columns = False
+    catalog = False
     for node in _walk(tree):
         node_type = node.get("type")
         if isinstance(node_type, str) and node_type.endswith("_NODE") and node_type not in _ALLOWED_QUERY_NODES:
@@ -93,12 +112,61 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
         if node_type == "BASE_TABLE":
             aliases.add(str(node.get("alias") or "").lower())
             aliases.add(str(node.get("table_name") or "").lower())
+            catalog = catalog or str(node.get("schema_name") or "").lower() in _CATALOG_SCHEMAS
+        elif node_type == "TABLE_FUNCTION":
+            name = _function_name(node.get("function"))
+            if name not in ALLOWED_TABLE_FUNCTIONS:
+                raise QueryRejectedError(
+                    _READ_ONLY + f"the table function {name or '(unnamed)'}() is not available here; "
+                    "it reads files, runs dynamic SQL or changes the engine.",
+                    "Query the workspace tables (predictions, runs, ..., arrays) or range()/unnest().",
+                )
+            catalog = catalog or name.startswith(("duckdb_", "pragma_"))
         elif node_type in ("STAR", "POSITIONAL_REFERENCE", "SHOW_REF") or node.get("ref_type") == "NATURAL":
             all_columns = True
+            catalog = catalog or node_type == "SHOW_REF"
         elif node_type == "COLUMN_REF":
             refs.append([str(n).lower() for n in node.get("column_names") or []])
+        if node.get("class") == "FUNCTION" and node_type == "FUNCTION":
+            name = _function_name(node)
+            if name in _STATEFUL_SCALARS:
+                raise QueryRejectedError(_READ_ONLY + f"{name}() changes the engine's state and is not available.")
     aliases.discard("")
     if any(len(r) == 1 and r[0] in aliases for r in refs):
         all_columns = True  # a table used as a value (``SELECT p FROM predictions p``) needs every column
-    words = set(_WORD.findall(sql.lower()))
-    return _Analysis(words=words, all_columns=all_columns, catalog=bool(words & _CATALOG_WORDS))
+    # Names from the parsed tree, never from the text: a word in a comment loads nothing.
+    words: set[str] = set()
+    for text in _strings(tree):
+        low = text.lower()
+        words.add(low)
+        words.update(_WORD.findall(low))
+    return _Analysis(words=words, all_columns=all_columns or catalog, catalog=catalog)
+
+
+def check_text(sql: object) -> None:
+    """The checks that need no engine: a non-empty string of at most ``MAX_SQL_CHARS`` characters."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidArgumentError("The query is empty.", "Type a SELECT query, for example: SELECT * FROM runs")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRejectedError(
+            f"The query is {len(sql):,} characters long; the console accepts at most {MAX_SQL_CHARS:,}.",
+            "Shorten it: filter with a join or a WHERE on a table instead of listing thousands of values.",
+        )
+
+
+def _function_name(node: Any) -> str:
+    if not isinstance(node, dict):
+        return ""
+    return str(node.get("function_name") or "").lower()
+
+
+def _strings(tree: Any) -> Iterator[str]:
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

@@ -1,59 +1,120 @@
-"""``SqlSession``: one locked engine on one workspace, with the tables it loaded cached.
+"""``SqlSession``: the console's handle on one workspace; every query runs in its worker process.
 
-Metadata tables are loaded lazily: only the tables a query names, and only the
-columns it can refer to (an over-approximation from the statement; ``*``,
-``NATURAL`` joins, positional references and catalog introspection load every
-column).  ``arrays`` is every dataset's Parquet arrays, live predictions only
-(the columns a query needs read into memory within a budget, else a streaming
-pyarrow dataset).  A session caches what it loaded until the files change, so
-the console's later queries run at DuckDB speed.
+The limits hold by construction (docs/ARCHITECTURE.md, "SQL"): the session
+waits for the worker's answer while it watches the clock, the cancel event and
+the worker's memory, and kills the worker when the deadline plus ``GRACE_S``
+passes, ``CANCEL_GRACE_S`` after a cancel it did not honour, or when its
+resident memory passes ``memory_cap_bytes``.  The next request starts a new
+worker and the session says so (``notices``, ``restarts``).  Failures arrive
+as ``WorkspaceError`` subclasses rebuilt from the worker's message; no
+traceback, machine path or engine stack crosses over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import select
+import subprocess
+import sys
 import threading
 import time
-import uuid
+import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
-from .. import layout
-from ..arrays_readonly import tombstone_ids
-from ..errors import InvalidArgumentError, QueryRejectedError, WorkspaceError
-from ..progress import Progress
+from .. import errors as _errors
+from ..errors import InvalidArgumentError, OperationCancelledError, QueryTimeoutError, WorkspaceError
+from ..progress import Progress, Ticker
 from .cursor import QueryCursor, QueryResult
 from .engine import (
-    _READ_ONLY,
-    ARRAYS_TABLE,
     DEFAULT_ARRAYS_MEMORY_BYTES,
     DEFAULT_MAX_BYTES,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_THREADS,
-    _map_engine_error,
-    _Watchdog,
-    locked_connection,
+    NEUTRAL_DIR,
+    EngineRestartedError,
 )
-from .export import QueryExportReport, resolve_export_path
-from .guard import _Analysis, check_statement
-from .sources import ColumnInfo, TableInfo, _DuckdbSource, _NoSource, _q, _signature, _Source, _SqliteSource
-from .values import _check_int, _duck_type_name, _empty_array_schema
+from .export import QueryExportReport, SafeDestination, resolve_export_path
+from .guard import check_text
+from .sources import ColumnInfo, TableInfo
+from .values import _check_int
+from .worker import read_frame, write_frame
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+#: Resident memory the worker may use (DuckDB's own limit, the cached tables and the kept rows fit in it).
+DEFAULT_MEMORY_CAP_BYTES = 2 * 1024**3
+#: Address space the worker may map: a hard ceiling even between two memory checks.
+ADDRESS_SPACE_HEADROOM = 3 * 1024**3
+#: Bytes of one page sent to this process (JSON rows, or Arrow IPC for the browser).
+DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
+#: Seconds past ``timeout_s`` before the worker is killed (its own watchdog stops it at ``timeout_s``).
+GRACE_S = 1.0
+#: Seconds a worker has to honour a cancel before it is killed.
+CANCEL_GRACE_S = 0.5
+#: Seconds a new worker has to start (import the engine, lock it down).
+START_TIMEOUT_S = 60.0
+_POLL_S = 0.02
+_BOOT = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv.pop(1)); "
+    "from n4a_widgets.core.sql.worker import main; main()"
+)
+_RESTARTED = "The SQL engine was restarted; run the query again. Nothing was changed."
 
 
-# ---------------------------------------------------------------- session
+def _worker_env(threads: int) -> dict[str, str]:
+    """The worker's whole environment: nothing inherited (no proxy credentials, no time zone)."""
+    n = str(max(1, int(threads)))
+    return {"PATH": os.defpath, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "HOME": NEUTRAL_DIR,
+            "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "PYTHONHASHSEED": "0"}
+
+
+def _rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a worker and reap it (also called at interpreter exit for a session never closed)."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    for stream in (proc.stdin, proc.stdout):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.close()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=5)
+
+
+def _rebuild(data: dict[str, Any]) -> WorkspaceError:
+    name = str(data.get("type", "WorkspaceError"))
+    cls = EngineRestartedError if name == "EngineRestartedError" else getattr(_errors, name, WorkspaceError)
+    if not (isinstance(cls, type) and issubclass(cls, WorkspaceError)):
+        cls = WorkspaceError
+    return cls(str(data.get("message", "The query failed.")), str(data.get("hint", "")))
+
+
+def _check_timeout(timeout_s: Any) -> float:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not (
+        math.isfinite(timeout_s) and timeout_s > 0
+    ):
+        raise InvalidArgumentError(f"timeout_s must be a positive, finite number of seconds, not {timeout_s!r}.")
+    return float(timeout_s)
 
 
 class SqlSession:
-    """A read-only SQL console on one workspace: one locked engine, cached tables.
+    """A read-only SQL console on one workspace: a worker process with one locked engine, cached tables.
 
     ``execute`` returns a :class:`QueryCursor` that keeps at most ``limit`` rows
-    and serves them in pages (Arrow tables, IPC bytes or JSON rows).  One query
-    runs at a time; ``interrupt()`` stops the running one from another thread.
-    Close the session (or use it as a context manager) to free the engine.
+    (and ``max_bytes``) and serves them in pages.  One query runs at a time;
+    ``interrupt()`` stops the running one from another thread.  Close the
+    session (or use it as a context manager) to stop the worker; a session that
+    is dropped without ``close()`` stops it when it is collected or at exit.
     """
 
     def __init__(
@@ -63,35 +124,161 @@ class SqlSession:
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
         threads: int = DEFAULT_THREADS,
         arrays_memory_bytes: int = DEFAULT_ARRAYS_MEMORY_BYTES,
+        memory_cap_bytes: int = DEFAULT_MEMORY_CAP_BYTES,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self.root = Path(root)
-        self._conn = locked_connection(memory_limit, threads)
+        self.memory_cap_bytes = _check_int("memory_cap_bytes", memory_cap_bytes, minimum=64 * 1024 * 1024)
+        self.page_bytes = _check_int("page_bytes", page_bytes, minimum=1024)
+        self._options: dict[str, Any] = {
+            "memory_limit": str(memory_limit), "threads": _check_int("threads", threads, minimum=1),
+            "arrays_memory_bytes": _check_int("arrays_memory_bytes", arrays_memory_bytes, minimum=0),
+            "address_space": self.memory_cap_bytes + ADDRESS_SPACE_HEADROOM,
+        }
         self._lock = threading.RLock()
-        self._signature: tuple[Any, ...] | None = None
-        self._source: _Source = _NoSource()
-        self._loaded: dict[str, dict[str, pa.Array]] = {}
-        self._arrays_registered = False
-        self._arrays_mode = ""  # what `arrays` is now: "table" (columns in memory) or "dataset" (streamed)
-        self._arrays_dataset: Any = None  # pyarrow dataset over the files, live rows only
-        self._arrays_table: pa.Table | None = None  # the columns read into memory so far
-        self._registered: Any = None  # the object registered as `arrays`
-        self._arrays_memory_bytes = _check_int("arrays_memory_bytes", arrays_memory_bytes, minimum=0)
-        self._array_files: list[Path] = []
-        self._array_schema: pa.Schema | None = None
-        self._array_col_bytes: dict[str, int] = {}
-        self._live_count: int | None = None
+        self._write_lock = threading.Lock()
+        self._interrupt = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._generation = 0
+        self._next_id = 0
         self.warnings: list[str] = []
+        self.notices: list[str] = []
+        """What the session did on its own (an engine restarted after an internal error, a crash or a limit)."""
+        self.restarts = 0
         self._closed = False
+        self._start()
+
+    # -- the worker
+
+    def _start(self) -> None:
+        paths = [p for p in sys.path if p]
+        cmd = [sys.executable, "-I", "-c", _BOOT, json.dumps(paths), str(self.root), json.dumps(self._options)]
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
+            env=_worker_env(self._options["threads"]), cwd="/", close_fds=True, start_new_session=True,
+        )
+        self._proc = proc
+        self._generation += 1
+        self._finalizer = weakref.finalize(self, _stop, proc)
+        try:
+            reply, _ = self._wait(proc, 0, deadline=time.monotonic() + START_TIMEOUT_S, cancel=None,
+                                  what="start", timeout_s=START_TIMEOUT_S)
+        except WorkspaceError:
+            self._discard()
+            raise
+        if not reply.get("ready"):
+            self._discard()
+            raise WorkspaceError("The SQL engine could not start.", "Check the workspace; nothing was changed.")
+
+    def _discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if proc is not None:
+            _stop(proc)
+
+    def _restarted(self, why: str) -> None:
+        self._discard()
+        self.restarts += 1
+        self.notices.append(why)
+
+    def _ensure_worker(self) -> subprocess.Popen[bytes]:
+        if self._closed:
+            raise WorkspaceError("This SQL session is closed.", "Open a new one (SqlSession(path)).")
+        if self._proc is None or self._proc.poll() is not None:
+            if self._proc is not None:
+                self._restarted("The SQL engine had stopped; a new one was started.")
+            self._start()
+        assert self._proc is not None
+        return self._proc
+
+    def _request(
+        self, header: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None,
+        on_batch: Any = None,
+    ) -> tuple[dict[str, Any], bytes]:
+        with self._lock:
+            proc = self._ensure_worker()
+            self._next_id += 1
+            rid = self._next_id
+            self._interrupt.clear()
+            try:
+                with self._write_lock:
+                    write_frame(proc.stdin, {**header, "id": rid})  # type: ignore[arg-type]
+            except OSError:
+                self._restarted("The SQL engine had stopped; a new one was started.")
+                raise EngineRestartedError("The SQL engine stopped unexpectedly.", _RESTARTED) from None
+            return self._wait(proc, rid, deadline=time.monotonic() + timeout_s + GRACE_S, cancel=cancel,
+                              what=str(header.get("op")), timeout_s=timeout_s, on_batch=on_batch)
+
+    def _wait(
+        self, proc: subprocess.Popen[bytes], rid: int, *, deadline: float, cancel: threading.Event | None,
+        what: str, timeout_s: float, on_batch: Any = None,
+    ) -> tuple[dict[str, Any], bytes]:
+        """The worker's answer to request ``rid``, or a kill when a limit passes."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        cancel_sent: float | None = None
+        while True:
+            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            if ready:
+                try:
+                    reply, payload = read_frame(proc.stdout)
+                except (EOFError, OSError, ValueError):
+                    self._died(what)
+                if reply.get("kind") == "batch":
+                    if on_batch is not None:
+                        on_batch(payload)
+                    continue
+                if not reply.get("ok"):
+                    if reply.get("restart"):
+                        self._restarted("The SQL engine hit an internal error and was restarted.")
+                    raise _rebuild(dict(reply.get("error") or {}))
+                return reply, payload
+            now = time.monotonic()
+            if proc.poll() is not None:
+                self._died(what)
+            stop = self._interrupt.is_set() or (cancel is not None and cancel.is_set())
+            if stop and cancel_sent is None and rid:
+                cancel_sent = now
+                with contextlib.suppress(OSError), self._write_lock:
+                    write_frame(proc.stdin, {"op": "cancel", "id": rid})  # type: ignore[arg-type]
+            if cancel_sent is not None and now - cancel_sent > CANCEL_GRACE_S:
+                self._restarted("A cancelled query did not stop at once; the SQL engine was restarted.")
+                raise OperationCancelledError("The query was cancelled.", "Nothing was changed.")
+            if now > deadline:
+                self._restarted("A query passed its time limit; the SQL engine was restarted.")
+                if what == "start":
+                    raise WorkspaceError("The SQL engine did not start in time.", "Try again; nothing was changed.")
+                raise QueryTimeoutError(f"The query ran longer than {timeout_s:g} s and was stopped.")
+            rss = _rss_bytes(proc.pid)
+            if rss is not None and rss > self.memory_cap_bytes:
+                self._restarted("A query passed the memory cap; the SQL engine was restarted.")
+                raise WorkspaceError(
+                    f"The query needed more than {self.memory_cap_bytes / 1024**3:.1f} GB of memory and was stopped.",
+                    "Select fewer columns (array columns are large), filter with WHERE, or aggregate. "
+                    "Nothing was changed.",
+                )
+
+    def _died(self, what: str) -> NoReturn:
+        self._restarted("The SQL engine stopped unexpectedly and was restarted.")
+        if what == "start":
+            raise WorkspaceError("The SQL engine could not start.", "Check the workspace; nothing was changed.")
+        raise EngineRestartedError(
+            "The SQL engine stopped unexpectedly on this query (it ran out of memory or crashed).",
+            "Select fewer columns, filter with WHERE or aggregate. " + _RESTARTED,
+        )
 
     # -- lifecycle
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.interrupt()
+        """Stop the worker (the kept results go with it)."""
+        self._interrupt.set()
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                self._discard()
 
     def __enter__(self) -> SqlSession:
         return self
@@ -101,244 +288,28 @@ class SqlSession:
 
     def interrupt(self) -> None:
         """Stop the running query (safe from any thread)."""
-        self._conn.interrupt()
+        self._interrupt.set()
 
     # -- catalog
 
-    def _refresh(self) -> None:
-        """(Re)discover tables when the files changed; drop everything cached."""
-        sig = _signature(self.root)
-        if sig == self._signature:
-            return
-        for name in list(self._loaded):
-            with contextlib.suppress(Exception):
-                self._conn.unregister(name)
-        if self._arrays_registered:
-            with contextlib.suppress(Exception):
-                self._conn.unregister(ARRAYS_TABLE)
-        self._loaded = {}
-        self._arrays_registered = False
-        self._arrays_mode = ""
-        self._arrays_dataset = None
-        self._arrays_table = None
-        self._live_count = None
-        self.warnings = []
-        sqlite_db = self.root / layout.STORE_SQLITE
-        duck_db = self.root / layout.STORE_DUCKDB
-        if sqlite_db.is_file():
-            self._source = _SqliteSource(sqlite_db)
-        elif duck_db.is_file():
-            self._source = _DuckdbSource(duck_db)
-        else:
-            self._source = _NoSource()
-        self._source.tables.pop(ARRAYS_TABLE, None)  # our arrays table wins over a same-named store table
-        self._scan_array_files()
-        self._signature = sig
-
-    def _scan_array_files(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        arrays = self.root / layout.ARRAYS_DIR
-        files = sorted(arrays.glob("*.parquet")) if arrays.is_dir() else []
-        good: list[Path] = []
-        schemas: list[pa.Schema] = []
-        col_bytes: dict[str, int] = {}
-        for path in files:
-            try:
-                meta = pq.read_metadata(path)
-                schemas.append(meta.schema.to_arrow_schema())
-                good.append(path)
-            except Exception:  # noqa: BLE001 - any unreadable file is skipped and reported
-                self.warnings.append(f"{path.name} is not readable Parquet; its rows are missing from 'arrays'.")
-                continue
-            # In-memory size estimate per top-level column: decoded bytes, at least 8 bytes a row.
-            for g in range(meta.num_row_groups):
-                group = meta.row_group(g)
-                sizes: dict[str, int] = {}
-                for i in range(group.num_columns):
-                    chunk = group.column(i)
-                    top = chunk.path_in_schema.split(".")[0]
-                    sizes[top] = sizes.get(top, 0) + int(chunk.total_uncompressed_size)
-                for top, size in sizes.items():
-                    col_bytes[top] = col_bytes.get(top, 0) + max(size, 8 * group.num_rows)
-        self._array_files = good
-        self._array_col_bytes = col_bytes
-        if schemas:
-            try:
-                self._array_schema = pa.unify_schemas(schemas, promote_options="permissive")
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                self._array_schema = schemas[0]
-                self.warnings.append("Array files have incompatible schemas; 'arrays' uses the first file's.")
-        else:
-            self._array_schema = _empty_array_schema()
-
     def schema(self) -> tuple[TableInfo, ...]:
         """Tables and columns a query can use (the console's sidebar)."""
-        with self._lock:
-            self._refresh()
-            if isinstance(self._source, _SqliteSource):
-                self._source.count_rows()
-            out = []
-            for name, table in sorted(self._source.tables.items(), key=lambda kv: (kv[1].kind != "table", kv[0])):
-                cols = tuple(
-                    ColumnInfo(c, self._source.display_type(table, i)) for i, c in enumerate(table.columns)
-                )
-                out.append(TableInfo(name, table.kind, table.row_count, cols))
-            if self._array_schema is not None:
-                cols = tuple(ColumnInfo(f.name, _duck_type_name(f.type)) for f in self._array_schema)
-                out.append(TableInfo(
-                    ARRAYS_TABLE, "arrays", self._live_count, cols,
-                    "Every dataset's Parquet arrays, live predictions only; join on prediction_id.",
-                ))
-            return tuple(out)
-
-    # -- loading
-
-    def _prepare(self, analysis: _Analysis, dog: _Watchdog) -> list[str]:
-        """Register the tables the query may use (only the columns it may use)."""
-        import pyarrow as pa
-
-        tables = self._source.tables
-        used = list(tables) if analysis.catalog else [n for n in tables if n.lower() in analysis.words]
-        needs_arrays = ARRAYS_TABLE in analysis.words or analysis.catalog
-        if needs_arrays and "predictions" in tables and "predictions" not in used:
-            used.append("predictions")
-        wanted: dict[str, list[str]] = {}
-        for name in used:
-            table = tables[name]
-            have = self._loaded.get(name, {})
-            if analysis.all_columns or analysis.catalog or table.kind == "view":
-                cols = list(table.columns)
-            else:
-                cols = [c for c in table.columns if c.lower() in analysis.words]
-                if not cols and not have:  # e.g. count(*): one column carries the row count
-                    cols = table.columns[:1]
-                if name == "predictions" and needs_arrays and "prediction_id" in table.columns:
-                    cols.append("prediction_id")
-            missing = [c for c in dict.fromkeys(cols) if c not in have]
-            if missing:
-                wanted[name] = missing
-        if wanted:
-            fresh = self._source.load(wanted, dog)
-            for name, arrays in fresh.items():
-                have = {**self._loaded.get(name, {}), **arrays}
-                order = [c for c in tables[name].columns if c in have]
-                self._loaded[name] = {c: have[c] for c in order}
-                with contextlib.suppress(Exception):
-                    self._conn.unregister(name)
-                self._conn.register(name, pa.table({c: have[c] for c in order}))
-        if needs_arrays:
-            dog.check()
-            self._register_arrays(analysis, dog)
-        return sorted({*used, *([ARRAYS_TABLE] if needs_arrays else [])})
-
-    def _live_ids(self) -> pa.Array:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        preds = self._loaded.get("predictions", {})
-        ids = preds.get("prediction_id")
-        if ids is None:
-            return pa.array([], type=pa.string())
-        ids = pc.cast(ids, pa.string())
-        dead = tombstone_ids(self.root)
-        if dead:
-            ids = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=pa.array(sorted(dead), type=pa.string()))))
-        return pc.drop_null(ids)
-
-    def _open_arrays(self) -> None:
-        """Build the live-rows dataset over the array files (once per change of the files).
-
-        The rows to hide (pending tombstones, array rows without a prediction) are few, so the
-        dataset is filtered with ``NOT prediction_id IN (dead ids)`` (or not at all), which keeps
-        scans streaming and cheap even at 100k predictions.
-        """
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.dataset as ds
-        import pyarrow.parquet as pq
-
-        if not (self._array_files and self._array_schema is not None):
-            self._live_count = 0
-            self._arrays_dataset = None
-            self._arrays_table = pa.table({f.name: pa.array([], f.type) for f in _empty_array_schema()})
-            return
-        live = self._live_ids()
-        raw = [pc.cast(pq.read_table(p, columns=["prediction_id"]).column(0), pa.string()) for p in self._array_files]
-        ids = pa.chunked_array([c for r in raw for c in r.chunks], type=pa.string())
-        dead = pc.unique(pc.filter(ids, pc.invert(pc.is_in(ids, value_set=live))))
-        self._live_count = len(ids) - (int(pc.sum(pc.is_in(ids, value_set=dead)).as_py() or 0) if len(dead) else 0)
-        dataset = ds.dataset([str(p) for p in self._array_files], schema=self._array_schema, format="parquet")
-        if len(dead):
-            dataset = dataset.filter(~ds.field("prediction_id").isin(dead))
-        self._arrays_dataset = dataset
-        self._arrays_table = None
-
-    def _array_bytes(self, columns: set[str]) -> int:
-        return sum(self._array_col_bytes.get(c, 0) for c in columns)
-
-    def _register_arrays(self, analysis: _Analysis, dog: _Watchdog) -> None:
-        """Register ``arrays`` (live rows only) with the columns the query may use.
-
-        Within ``arrays_memory_bytes`` those columns are read once into an Arrow table (kept for the
-        next queries), so DuckDB knows the row count and scans memory; beyond it ``arrays`` is the
-        streaming dataset (every column, read as the query goes).
-        """
-        if self._arrays_dataset is None and self._arrays_table is None:
-            self._open_arrays()
-            dog.check()
-        if self._arrays_dataset is None:  # no array file: an empty table with nirs4all's columns
-            mode, obj = "table", self._arrays_table
-        else:
-            schema = self._array_schema
-            assert schema is not None
-            names = list(schema.names)
-            if analysis.all_columns or analysis.catalog:
-                needed = set(names)
-            else:
-                needed = {c for c in names if c.lower() in analysis.words or c == "prediction_id"}
-            have = set(self._arrays_table.column_names) if self._arrays_table is not None else set()
-            if needed <= have:
-                mode, obj = "table", self._arrays_table
-            else:
-                budget = self._arrays_memory_bytes
-                cols = have | needed if self._array_bytes(have | needed) <= budget else needed
-                if self._array_bytes(cols) <= budget:
-                    ordered = [c for c in names if c in cols]
-                    self._arrays_table = self._arrays_dataset.to_table(columns=ordered)
-                    dog.check()
-                    mode, obj = "table", self._arrays_table
-                else:
-                    mode, obj = "dataset", self._arrays_dataset
-        if self._arrays_registered and mode == self._arrays_mode and (mode == "dataset" or obj is self._registered):
-            return
-        with contextlib.suppress(Exception):
-            self._conn.unregister(ARRAYS_TABLE)
-        self._conn.register(ARRAYS_TABLE, obj)
-        self._registered = obj
-        self._arrays_mode = mode
-        self._arrays_registered = True
-
-    #: Columns of ``predictions`` most queries use; ``warm_up`` loads them ahead of the first query.
-    WARM_COLUMNS = (
-        "prediction_id", "pipeline_id", "chain_id", "dataset_name", "model_name", "model_class", "fold_id",
-        "partition", "val_score", "test_score", "train_score", "metric", "task_type", "n_samples",
-    )
+        reply, _ = self._request({"op": "schema"}, timeout_s=120)
+        self.warnings = list(reply.get("warnings", []))
+        return tuple(
+            TableInfo(t["name"], t["kind"], t["row_count"],
+                      tuple(ColumnInfo(c["name"], c["type"]) for c in t["columns"]), t.get("description", ""))
+            for t in reply["tables"]
+        )
 
     def warm_up(self, cancel: threading.Event | None = None) -> None:
         """Load the common ``predictions`` columns and ``arrays`` now (the console does it while you type)."""
-        self._refresh()
-        table = self._source.tables.get("predictions")
-        if table is None:
-            return
-        cols = [c for c in self.WARM_COLUMNS if c in table.columns]
         with contextlib.suppress(WorkspaceError):
-            self.execute(
-                f"SELECT {', '.join(_q(c) for c in cols)} FROM predictions JOIN {ARRAYS_TABLE} "
-                "USING (prediction_id) LIMIT 0",
-                limit=0, timeout_s=120, cancel=cancel,
-            )
+            self._request({"op": "warm_up", "timeout_s": 120}, timeout_s=120, cancel=cancel)
+
+    def engine_state(self) -> dict[str, Any]:
+        """What the worker's engine holds (``arrays_mode``, loaded columns): for tests and benchmarks."""
+        return dict(self._request({"op": "state"}, timeout_s=30)[0]["state"])
 
     # -- queries
 
@@ -347,127 +318,91 @@ class SqlSession:
         sql: str,
         *,
         limit: int = 1000,
-        timeout_s: float | None = 30,
+        timeout_s: float = 30,
         cancel: threading.Event | None = None,
         page_size: int | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> QueryCursor:
         """Run one read-only query; keep at most ``limit`` rows (and ``max_bytes``)."""
-        import duckdb
-        import pyarrow as pa
-
+        check_text(sql)
         limit = _check_int("limit", limit, minimum=0)
         page_size = _check_int("page_size", page_size if page_size is not None else max(limit, 1), minimum=1)
-        if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
-            raise InvalidArgumentError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}.")
+        timeout = _check_timeout(timeout_s)
+        max_bytes = _check_int("max_bytes", max_bytes, minimum=0)
         started = time.perf_counter()
-        with self._lock:
-            self._ensure_open()
-            analysis = check_statement(self._conn, sql)
-            with _Watchdog(self._conn, timeout_s, cancel) as dog:
-                try:
-                    self._refresh()
-                    used = self._prepare(analysis, dog)
-                    dog.check()
-                    rel = self._conn.sql(sql)
-                    if rel is None:
-                        raise QueryRejectedError(_READ_ONLY + "the statement returned no rows to show.")
-                    columns = [str(c) for c in rel.columns]
-                    types = [str(t) for t in rel.types]
-                    reader = rel.to_arrow_reader(min(max(limit + 1, 1), 2048))
-                    batches: list[pa.RecordBatch] = []
-                    kept = 0
-                    nbytes = 0
-                    reason = ""
-                    try:
-                        schema = reader.schema
-                        for batch in reader:
-                            need = limit + 1 - kept
-                            if batch.num_rows >= need:
-                                batches.append(batch.slice(0, need))
-                                kept += need
-                                break
-                            batches.append(batch)
-                            kept += batch.num_rows
-                            nbytes += batch.nbytes
-                            if nbytes > max_bytes:
-                                reason = "bytes"
-                                break
-                    finally:
-                        reader.close()
-                        del rel
-                    dog.check()
-                except duckdb.Error as exc:
-                    raise _map_engine_error(exc, dog) from exc
-        table = pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
-        if table.num_rows > limit:
-            table = table.slice(0, limit)
-            reason = "limit"
-        return QueryCursor(
-            sql=sql, columns=columns, types=types, table=table, truncated=bool(reason), truncated_reason=reason,
-            duration_seconds=time.perf_counter() - started, limit=limit, page_size=page_size, tables=used,
+        reply, _ = self._request(
+            {"op": "execute", "sql": sql, "limit": limit, "timeout_s": timeout, "max_bytes": max_bytes},
+            timeout_s=timeout, cancel=cancel,
         )
+        self.warnings = list(reply.get("warnings", self.warnings))
+        reply["duration_seconds"] = time.perf_counter() - started
+        return QueryCursor(self, reply, sql=sql, limit=limit, page_size=page_size, timeout_s=timeout,
+                           page_bytes=self.page_bytes, generation=self._generation)
+
+    def _page(self, cursor: QueryCursor, *, offset: int, length: int, fmt: str) -> tuple[bytes, int]:
+        with self._lock:
+            if cursor._session is not self or cursor._generation != self._generation or self._proc is None:
+                raise WorkspaceError("This result is no longer available (the SQL engine was restarted).",
+                                     "Run the query again.")
+            reply, body = self._request(
+                {"op": "page", "result": cursor._result_id, "offset": offset, "length": length, "format": fmt,
+                 "max_bytes": cursor.page_bytes, "timeout_s": cursor.timeout_s},
+                timeout_s=cursor.timeout_s,
+            )
+        return body, int(reply["rows"])
 
     def export(
         self,
         sql: str,
         dest: str | os.PathLike[str] | None = None,
         *,
-        timeout_s: float | None = 600,
+        timeout_s: float = 600,
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
         overwrite: bool = False,
     ) -> QueryExportReport:
         """Write the query's full result (no row cap) to one Parquet file outside the workspace.
 
-        Streams batches into a temporary file next to ``dest`` and renames it
-        when complete, so ``dest`` is either absent or whole.
+        The worker streams batches; this process writes them into a temporary
+        file created exclusively in the destination folder (opened once), and
+        renames it inside that folder when complete, after checking the folder
+        is still the one it opened: ``dest`` is either absent or whole, and
+        never under the workspace.
         """
-        import duckdb
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        check_text(sql)
+        timeout = _check_timeout(timeout_s)
+        ticker = Ticker(progress, cancel)
         target = resolve_export_path(self.root, dest, overwrite=overwrite)
         started = time.perf_counter()
-        tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        ticker.step(0.0, "Running query")
         rows = 0
-        with self._lock:
-            self._ensure_open()
-            analysis = check_statement(self._conn, sql)
-            with _Watchdog(self._conn, timeout_s, cancel) as dog:
-                try:
-                    if progress:
-                        progress(0.0, "Loading tables")
-                    self._refresh()
-                    self._prepare(analysis, dog)
-                    rel = self._conn.sql(sql)
-                    if rel is None:
-                        raise QueryRejectedError(_READ_ONLY + "the statement returned no rows to export.")
-                    reader = rel.to_arrow_reader(65536)
-                    try:
-                        with pq.ParquetWriter(tmp, reader.schema) as writer:
-                            for batch in reader:
-                                writer.write_batch(batch)
-                                rows += batch.num_rows
-                                if progress:
-                                    progress(0.5, f"{rows:,} rows written")
-                                dog.check()
-                    finally:
-                        reader.close()
-                        del rel
-                    dog.check()
-                    os.replace(tmp, target)
-                except duckdb.Error as exc:
-                    raise _map_engine_error(exc, dog) from exc
-                finally:
-                    with contextlib.suppress(OSError):
-                        tmp.unlink()
-        if progress:
-            progress(1.0, f"{rows:,} rows written to {target.name}")
-        return QueryExportReport(sql, str(target), rows, target.stat().st_size, time.perf_counter() - started)
+        with SafeDestination(self.root, target, overwrite=overwrite) as out:
+            writer: list[Any] = []
 
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise WorkspaceError("This SQL session is closed.", "Open a new one (SqlSession(path)).")
+            def on_batch(payload: bytes) -> None:
+                nonlocal rows
+                table = pa.ipc.open_stream(payload).read_all()
+                if not writer:
+                    writer.append(pq.ParquetWriter(out.file, table.schema))
+                if table.num_rows:
+                    writer[0].write_table(table)
+                rows += table.num_rows
+                ticker.step(0.5, f"{rows:,} rows written")
+
+            try:
+                self._request({"op": "export", "sql": sql, "timeout_s": timeout}, timeout_s=timeout, cancel=cancel,
+                              on_batch=on_batch)
+            finally:
+                if writer:
+                    writer[0].close()
+            out.commit()
+        size = out.size_bytes
+        ticker.done(f"{rows:,} rows written to {target.name}")
+        return QueryExportReport(sql, str(target), rows, size, time.perf_counter() - started)
+
 
 # ---------------------------------------------------------------- one-shot entry points
 
@@ -477,7 +412,7 @@ def run_query(
     sql: str,
     *,
     limit: int = 1000,
-    timeout_s: float | None = 30,
+    timeout_s: float = 30,
     cancel: threading.Event | None = None,
     page_size: int | None = None,
 ) -> QueryResult:
@@ -495,7 +430,7 @@ def export_query(
     sql: str,
     dest: str | os.PathLike[str] | None = None,
     *,
-    timeout_s: float | None = 600,
+    timeout_s: float = 600,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
@@ -503,4 +438,3 @@ def export_query(
     """Write a query's full result to Parquet outside the workspace (one-shot session)."""
     with SqlSession(root) as session:
         return session.export(sql, dest, timeout_s=timeout_s, cancel=cancel, progress=progress, overwrite=overwrite)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import decimal
 import json
@@ -51,15 +52,34 @@ def plain_value(value: Any) -> Any:
     return str(value)
 
 
+def column_values(col: Any) -> list[Any]:
+    """Python values of one Arrow column; values Python cannot hold (infinite dates) become text."""
+    try:
+        return list(col.to_pylist())
+    except (ValueError, OverflowError, TypeError, ArithmeticError):
+        pass
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    with contextlib.suppress(pa.ArrowException, ValueError, OverflowError, TypeError):
+        return list(pc.cast(col, pa.string()).to_pylist())
+    out: list[Any] = []
+    for v in col:
+        try:
+            out.append(v.as_py())
+        except (ValueError, OverflowError, TypeError, ArithmeticError):
+            try:
+                out.append(str(v))
+            except (ValueError, OverflowError, TypeError, ArithmeticError):
+                out.append("<value out of range>")
+    return out
+
+
 def table_rows(table: pa.Table) -> list[list[Any]]:
     """Rows of ``table`` as lists of plain JSON values."""
     columns = []
     for col in table.columns:
-        try:
-            values = col.to_pylist()
-        except (ValueError, OverflowError):  # e.g. dates out of Python's range
-            values = [str(v) for v in col]
-        columns.append([plain_value(v) for v in values])
+        columns.append([plain_value(v) for v in column_values(col)])
     return [list(r) for r in zip(*columns, strict=True)] if columns else [[] for _ in range(table.num_rows)]
 
 
@@ -85,10 +105,7 @@ def display_safe(table: pa.Table) -> pa.Table:
             cols.append(col)
             fields.append(field.remove_metadata())
             continue
-        try:
-            values = col.to_pylist()
-        except (ValueError, OverflowError):
-            values = [str(v) for v in col]
+        values = column_values(col)
         text = [
             None if v is None else (json.dumps(plain_value(v)) if isinstance(v, (dict, list, tuple)) else
                                     str(plain_value(v)))
@@ -97,6 +114,61 @@ def display_safe(table: pa.Table) -> pa.Table:
         cols.append(pa.array(text, type=pa.string()))
         fields.append(pa.field(field.name, pa.string()))
     return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+#: Rows converted per step when a page is converted under a byte cap.
+_CHUNK_ROWS = 16
+
+
+def capped_rows_json(table: pa.Table, max_bytes: int, check: Any = None) -> tuple[bytes, int]:
+    """The rows of ``table`` as one JSON array, stopping before it passes ``max_bytes``.
+
+    Returns the JSON bytes and how many rows they hold.  Rows are converted a few
+    at a time, each step sized from its Arrow bytes first, so a page of huge lists
+    never becomes gigabytes of Python objects.  ``check()`` runs between steps.
+    """
+    parts: list[bytes] = []
+    size = 2
+    done = 0
+    while done < table.num_rows:
+        if check is not None:
+            check()
+        n = min(_CHUNK_ROWS, table.num_rows - done)
+        while n > 1 and table.slice(done, n).nbytes * 3 > max_bytes - size:
+            n //= 2
+        chunk = table.slice(done, n)
+        if chunk.nbytes > max_bytes - size:  # one row alone: its JSON is larger than its Arrow bytes
+            break
+        text = json.dumps(table_rows(chunk), allow_nan=False, separators=(",", ":"))[1:-1].encode()
+        if size + len(text) + 1 > max_bytes:
+            break
+        parts.append(text)
+        size += len(text) + 1
+        done += n
+    return b"[" + b",".join(p for p in parts if p) + b"]", done
+
+
+def capped_display_ipc(table: pa.Table, max_bytes: int, check: Any = None) -> tuple[bytes, int]:
+    """``display_safe`` of the leading rows of ``table`` that fit ``max_bytes``, as IPC bytes."""
+    import pyarrow as pa
+
+    pieces: list[pa.Table] = []
+    size = 0
+    done = 0
+    while done < table.num_rows:
+        if check is not None:
+            check()
+        n = min(_CHUNK_ROWS, table.num_rows - done)
+        while n > 1 and table.slice(done, n).nbytes * 2 > max_bytes - size:
+            n //= 2
+        chunk = display_safe(table.slice(done, n))
+        if size + chunk.nbytes > max_bytes:
+            break
+        pieces.append(chunk)
+        size += chunk.nbytes
+        done += n
+    out = pa.concat_tables(pieces) if pieces else display_safe(table.slice(0, 0))
+    return arrow_ipc_bytes(out), done
 
 
 def arrow_ipc_bytes(table: pa.Table) -> bytes:
