@@ -136,6 +136,16 @@ class QueryCursor:
             offset=page * self.page_size, tables=list(self.tables), truncated_reason=reason,
         )
 
+    def summary(self, page: int = 0) -> dict[str, Any]:
+        """``result(page).to_dict(include_rows=False)`` without converting any row (the console's report)."""
+        page = self._check_page(page)
+        return QueryResult(
+            sql=self.sql, columns=list(self.columns), types=list(self.types), rows=[], row_count=self.row_count,
+            truncated=self.truncated, duration_seconds=round(self.duration_seconds, 4), limit=self.limit,
+            page=page, page_size=self.page_size, page_count=self.page_count, offset=page * self.page_size,
+            tables=list(self.tables), truncated_reason=self.truncated_reason,
+        ).to_dict(include_rows=False)
+
     def to_arrow(self) -> pa.Table:
         """Every kept row as one Arrow table (within the page byte cap)."""
         import pyarrow as pa

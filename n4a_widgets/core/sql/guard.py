@@ -161,12 +161,15 @@ def _function_name(node: Any) -> str:
 
 
 def _strings(tree: Any) -> Iterator[str]:
+    """Every name in the tree: identifiers, not string constants (a literal names no table)."""
     stack = [tree]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             yield item
         elif isinstance(item, dict):
+            if item.get("class") == "CONSTANT":
+                continue
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)

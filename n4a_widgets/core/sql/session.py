@@ -48,9 +48,9 @@ DEFAULT_MEMORY_CAP_BYTES = 2 * 1024**3
 #: Address space the worker may map: a hard ceiling even between two memory checks.
 ADDRESS_SPACE_HEADROOM = 3 * 1024**3
 #: Bytes of one page sent to this process (JSON rows, or Arrow IPC for the browser).
-DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_PAGE_BYTES = 16 * 1024 * 1024
 #: Seconds past ``timeout_s`` before the worker is killed (its own watchdog stops it at ``timeout_s``).
-GRACE_S = 1.0
+GRACE_S = 0.5
 #: Seconds a worker has to honour a cancel before it is killed.
 CANCEL_GRACE_S = 0.5
 #: Seconds a new worker has to start (import the engine, lock it down).
@@ -126,6 +126,7 @@ class SqlSession:
         arrays_memory_bytes: int = DEFAULT_ARRAYS_MEMORY_BYTES,
         memory_cap_bytes: int = DEFAULT_MEMORY_CAP_BYTES,
         page_bytes: int = DEFAULT_PAGE_BYTES,
+        _faults: bool = False,
     ) -> None:
         self.root = Path(root)
         self.memory_cap_bytes = _check_int("memory_cap_bytes", memory_cap_bytes, minimum=64 * 1024 * 1024)
@@ -133,7 +134,7 @@ class SqlSession:
         self._options: dict[str, Any] = {
             "memory_limit": str(memory_limit), "threads": _check_int("threads", threads, minimum=1),
             "arrays_memory_bytes": _check_int("arrays_memory_bytes", arrays_memory_bytes, minimum=0),
-            "address_space": self.memory_cap_bytes + ADDRESS_SPACE_HEADROOM,
+            "address_space": self.memory_cap_bytes + ADDRESS_SPACE_HEADROOM, "faults": bool(_faults),
         }
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
@@ -310,6 +311,10 @@ class SqlSession:
     def engine_state(self) -> dict[str, Any]:
         """What the worker's engine holds (``arrays_mode``, loaded columns): for tests and benchmarks."""
         return dict(self._request({"op": "state"}, timeout_s=30)[0]["state"])
+
+    def _inject(self, kind: str, *, timeout_s: float = 30) -> None:
+        """Tests only: make the worker fail like a broken engine (``internal``, ``crash``, ``hang``)."""
+        self._request({"op": "fault", "kind": kind}, timeout_s=timeout_s)
 
     # -- queries
 

@@ -79,8 +79,50 @@ def table_rows(table: pa.Table) -> list[list[Any]]:
     """Rows of ``table`` as lists of plain JSON values."""
     columns = []
     for col in table.columns:
-        columns.append([plain_value(v) for v in column_values(col)])
+        fast = _json_native(col)
+        columns.append(fast if fast is not None else [plain_value(v) for v in column_values(col)])
     return [list(r) for r in zip(*columns, strict=True)] if columns else [[] for _ in range(table.num_rows)]
+
+
+def _json_native(col: Any) -> list[Any] | None:
+    """Values of a column whose Python values are already plain JSON (numbers, text, lists of them).
+
+    Floats have NaN and infinities replaced by null in Arrow first; this path
+    skips the per-value ``plain_value`` walk, which dominates for array columns.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    def native(t: Any) -> bool:
+        return bool(pt.is_boolean(t) or pt.is_integer(t) or pt.is_string(t) or pt.is_large_string(t)
+                    or pt.is_floating(t) or pt.is_null(t))
+
+    def clean(arr: Any) -> Any:
+        if pt.is_floating(arr.type):
+            return pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, arr.type))
+        if pt.is_list(arr.type) or pt.is_large_list(arr.type):
+            offsets = arr.offsets  # of the slice, when ``arr`` is one
+            start, stop = offsets[0].as_py(), offsets[-1].as_py()
+            values = clean(arr.values.slice(start, stop - start))
+            if values is None:
+                return None
+            cls = pa.LargeListArray if pt.is_large_list(arr.type) else pa.ListArray
+            mask = arr.is_null() if arr.null_count else None
+            return cls.from_arrays(pc.subtract(offsets, offsets[0]), values, mask=mask)
+        return arr if native(arr.type) else None
+
+    t = col.type
+    if not (native(t) or ((pt.is_list(t) or pt.is_large_list(t)) and native(t.value_type))):
+        return None
+    out: list[Any] = []
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    for chunk in chunks:
+        cleaned = clean(chunk)
+        if cleaned is None:
+            return None
+        out.extend(cleaned.to_pylist())
+    return out
 
 
 def _is_js_safe(t: Any) -> bool:

@@ -95,6 +95,7 @@ class _Worker:
             root, memory_limit=options["memory_limit"], threads=options["threads"],
             arrays_memory_bytes=options["arrays_memory_bytes"],
         )
+        self.faults = bool(options.get("faults"))
         self.results: OrderedDict[int, Any] = OrderedDict()
         self.requests: queue.Queue[tuple[dict[str, Any], bytes] | None] = queue.Queue()
         self.current = 0
@@ -215,7 +216,28 @@ class _Worker:
             return self.export(header)
         if op == "close":
             return {}, b""
+        if op == "fault" and self.faults:
+            return self.fault(str(header.get("kind")))
         raise ValueError(f"unknown request {op!r}")
+
+    def fault(self, kind: str) -> tuple[dict[str, Any], bytes]:
+        """Tests only (``SqlSession(_faults=True)``): fail the way a broken engine does."""
+        import signal
+
+        import duckdb
+
+        if kind == "internal":
+            raise duckdb.InternalException(
+                "INTERNAL Error: injected failure\nStack Trace:\n/opt/venv/lib/python3/site-packages/duckdb/"
+                "duckdb.so(+0x1234) [0x7f00]"
+            )
+        if kind == "crash":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if kind == "hang":
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            while True:
+                pass
+        return {}, b""
 
     def page(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         from ..errors import WorkspaceError
