@@ -178,6 +178,7 @@ def _map_engine_error(exc: Exception, dog: _Watchdog | None) -> WorkspaceError:
     if "configuration has been locked" in text or "disabled by configuration" in text:
         return QueryRejectedError(_READ_ONLY + "the engine's settings cannot be changed.")
     first = _scrub(text.strip().splitlines()[0]) if text.strip() else "the engine refused the query"
+    first = _ENGINE_KIND.sub("", first) or "the engine refused the query"  # "Binder Error: ..." -> "..."
     return InvalidArgumentError(
         f"SQL error: {first}",
         "Check table and column names against the schema; only SELECT queries are supported.",
@@ -199,6 +200,7 @@ def is_broken_engine_error(exc: BaseException) -> bool:
     return "has been invalidated" in str(exc) or "INTERNAL Error" in str(exc)
 
 
+_ENGINE_KIND = re.compile(r"^(?:[A-Z][A-Za-z]*\s)*?(?:[A-Z][A-Za-z]*\s)?Error:\s*")
 _PATHLIKE = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/'\"]+){2,}/?")
 
 
