@@ -162,6 +162,10 @@ class SqlSession:
         self._proc = proc
         self._generation += 1
         self._finalizer = weakref.finalize(self, _stop, proc)
+        # Not at interpreter exit: a daemon thread may still wait on this worker, and killing it there
+        # would wake that thread into an error.  The worker ends by itself when this process does
+        # (end of its stdin, and the parent-death signal).
+        self._finalizer.atexit = False
         try:
             reply, _ = self._wait(proc, 0, deadline=time.monotonic() + START_TIMEOUT_S, cancel=None,
                                   what="start", timeout_s=START_TIMEOUT_S)
@@ -182,8 +186,9 @@ class SqlSession:
 
     def _restarted(self, why: str) -> None:
         self._discard()
-        self.restarts += 1
-        self.notices.append(why)
+        if not self._closed:
+            self.restarts += 1
+            self.notices.append(why)
 
     def _ensure_worker(self) -> subprocess.Popen[bytes]:
         if self._closed:
@@ -207,7 +212,7 @@ class SqlSession:
             try:
                 with self._write_lock:
                     write_frame(proc.stdin, {**header, "id": rid})  # type: ignore[arg-type]
-            except OSError:
+            except (OSError, ValueError):
                 self._restarted("The SQL engine had stopped; a new one was started.")
                 raise EngineRestartedError("The SQL engine stopped unexpectedly.", _RESTARTED) from None
             return self._wait(proc, rid, deadline=time.monotonic() + timeout_s + GRACE_S, cancel=cancel,
@@ -219,10 +224,16 @@ class SqlSession:
     ) -> tuple[dict[str, Any], bytes]:
         """The worker's answer to request ``rid``, or a kill when a limit passes."""
         assert proc.stdout is not None
-        fd = proc.stdout.fileno()
+        try:
+            fd = proc.stdout.fileno()
+        except ValueError:  # closed under us (the session was closed from another thread)
+            self._died(what)
         cancel_sent: float | None = None
         while True:
-            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            try:
+                ready, _, _ = select.select([fd], [], [], _POLL_S)
+            except (OSError, ValueError):
+                self._died(what)
             if ready:
                 try:
                     reply, payload = read_frame(proc.stdout)
@@ -243,7 +254,7 @@ class SqlSession:
             stop = self._interrupt.is_set() or (cancel is not None and cancel.is_set())
             if stop and cancel_sent is None and rid:
                 cancel_sent = now
-                with contextlib.suppress(OSError), self._write_lock:
+                with contextlib.suppress(OSError, ValueError), self._write_lock:
                     write_frame(proc.stdin, {"op": "cancel", "id": rid})  # type: ignore[arg-type]
             if cancel_sent is not None and now - cancel_sent > CANCEL_GRACE_S:
                 self._restarted("A cancelled query did not stop at once; the SQL engine was restarted.")
@@ -263,6 +274,9 @@ class SqlSession:
                 )
 
     def _died(self, what: str) -> NoReturn:
+        if self._closed:
+            self._discard()
+            raise WorkspaceError("The SQL session was closed while the query ran.", "Open a new session to query.")
         self._restarted("The SQL engine stopped unexpectedly and was restarted.")
         if what == "start":
             raise WorkspaceError("The SQL engine could not start.", "Check the workspace; nothing was changed.")
@@ -274,12 +288,20 @@ class SqlSession:
     # -- lifecycle
 
     def close(self) -> None:
-        """Stop the worker (the kept results go with it)."""
+        """Stop the worker (the kept results go with it); safe while another thread waits on a query."""
+        self._closed = True
         self._interrupt.set()
-        with self._lock:
-            if not self._closed:
-                self._closed = True
+        if self._lock.acquire(timeout=0.5):
+            try:
                 self._discard()
+            finally:
+                self._lock.release()
+        else:  # a query (or the console's warm-up) is waiting on the worker: stop the worker under it
+            proc, finalizer = self._proc, self._finalizer
+            if finalizer is not None:
+                finalizer.detach()
+            if proc is not None:
+                _stop(proc)
 
     def __enter__(self) -> SqlSession:
         return self
