@@ -595,3 +595,24 @@ def test_contract_private_fetch_pl_exists() -> None:
     from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
 
     assert callable(WorkspaceStore._fetch_pl)
+
+
+def test_arrays_of_the_page_only_give_the_same_rows(sandbox, session: SqlSession) -> None:
+    """Late materialization (arrays fetched for the kept rows only) answers exactly like a full scan."""
+    sqls = [
+        "SELECT p.prediction_id, p.val_score, a.y_true, a.y_pred FROM predictions p JOIN arrays a "
+        "USING (prediction_id) WHERE p.partition = 'val' ORDER BY p.val_score, p.prediction_id LIMIT 7",
+        "SELECT a.y_pred, p.model_name, a.prediction_id FROM predictions p LEFT JOIN arrays a "
+        "USING (prediction_id) ORDER BY p.prediction_id DESC LIMIT 11",
+        "SELECT y_true FROM arrays WHERE partition = 'test' ORDER BY prediction_id LIMIT 0",
+    ]
+    with SqlSession(sandbox["ws"], arrays_memory_bytes=20_000) as late:
+        for sql in sqls:
+            want = session.execute(sql, limit=1000).result()
+            got = late.execute(sql, limit=1000).result()
+            assert late.engine_state()["arrays_mode"] == "late", sql
+            assert got.rows == want.rows and got.types == want.types, sql
+        # a query that computes on an array column cannot be answered late: it streams instead
+        sql = "SELECT prediction_id, len(y_pred) AS n FROM arrays ORDER BY prediction_id LIMIT 5"
+        assert late.execute(sql).result().rows == session.execute(sql).result().rows
+        assert late.engine_state()["arrays_mode"] == "dataset"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidArgumentError, QueryRejectedError
@@ -46,6 +46,12 @@ class _Analysis:
     words: set[str]
     all_columns: bool
     catalog: bool
+    bare: dict[int, str] = field(default_factory=dict)
+    """Output position -> column name, for top-level select items that are a plain column reference."""
+    elsewhere: set[str] = field(default_factory=set)
+    """Column names referenced anywhere else (filters, joins, sorts, functions, subqueries)."""
+    flat_top: bool = False
+    """The statement is one SELECT (no set operation, DISTINCT or ``*`` at the top): positions are columns."""
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -103,6 +109,8 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
     refs: list[list[str]] = []
     all_columns = False
     catalog = False
+    bare, top_ids, flat_top = _top_select(tree)
+    elsewhere: set[str] = set()
     for node in _walk(tree):
         node_type = node.get("type")
         if isinstance(node_type, str) and node_type.endswith("_NODE") and node_type not in _ALLOWED_QUERY_NODES:
@@ -127,6 +135,8 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
             catalog = catalog or node_type == "SHOW_REF"
         elif node_type == "COLUMN_REF":
             refs.append([str(n).lower() for n in node.get("column_names") or []])
+            if id(node) not in top_ids and refs[-1]:
+                elsewhere.add(refs[-1][-1])
         if node.get("class") == "FUNCTION" and node_type == "FUNCTION":
             name = _function_name(node)
             if name in _STATEFUL_SCALARS:
@@ -140,7 +150,31 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
         low = text.lower()
         words.add(low)
         words.update(_WORD.findall(low))
-    return _Analysis(words=words, all_columns=all_columns or catalog, catalog=catalog)
+    return _Analysis(words=words, all_columns=all_columns or catalog, catalog=catalog, bare=bare,
+                     elsewhere=elsewhere, flat_top=flat_top)
+
+
+def _top_select(tree: Any) -> tuple[dict[int, str], set[int], bool]:
+    """Plain column references among the top-level select items (their position and name)."""
+    try:
+        node = tree["statements"][0]["node"]
+    except (KeyError, IndexError, TypeError):
+        return {}, set(), False
+    if not isinstance(node, dict) or node.get("type") != "SELECT_NODE":
+        return {}, set(), False
+    modifiers = node.get("modifiers") or []
+    if any(isinstance(m, dict) and m.get("type") == "DISTINCT_MODIFIER" for m in modifiers):
+        return {}, set(), False
+    items = node.get("select_list") or []
+    bare: dict[int, str] = {}
+    ids: set[int] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("type") in ("STAR", "COLUMNS"):
+            return {}, set(), False
+        if item.get("type") == "COLUMN_REF" and item.get("column_names"):
+            bare[i] = str(item["column_names"][-1]).lower()
+            ids.add(id(item))
+    return bare, ids, True
 
 
 def check_text(sql: object) -> None:

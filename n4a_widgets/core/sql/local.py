@@ -75,6 +75,9 @@ class LocalEngine:
         self._arrays_mode = ""  # what `arrays` is now: "table" (columns in memory) or "dataset" (streamed)
         self._arrays_dataset: Any = None  # pyarrow dataset over the files, live rows only
         self._arrays_table: pa.Table | None = None  # the columns read into memory so far
+        self._dead: Any = None  # prediction ids hidden from `arrays` (tombstoned or orphaned)
+        self._light: tuple[frozenset[str], pa.Table] | None = None  # late mode: scalars + row locators
+        self._late_cols: set[str] = set()
         self._registered: Any = None  # the object registered as `arrays`
         self._arrays_memory_bytes = _check_int("arrays_memory_bytes", arrays_memory_bytes, minimum=0)
         self._array_files: list[Path] = []
@@ -123,6 +126,9 @@ class LocalEngine:
         self._arrays_dataset = None
         self._arrays_table = None
         self._live_count = None
+        self._dead = None
+        self._light = None
+        self._late_cols = set()
         self.warnings = []
         sqlite_db = self.root / layout.STORE_SQLITE
         duck_db = self.root / layout.STORE_DUCKDB
@@ -269,6 +275,7 @@ class LocalEngine:
         raw = [pc.cast(pq.read_table(p, columns=["prediction_id"]).column(0), pa.string()) for p in self._array_files]
         ids = pa.chunked_array([c for r in raw for c in r.chunks], type=pa.string())
         dead = pc.unique(pc.filter(ids, pc.invert(pc.is_in(ids, value_set=live))))
+        self._dead = dead
         self._live_count = len(ids) - (int(pc.sum(pc.is_in(ids, value_set=dead)).as_py() or 0) if len(dead) else 0)
         dataset = ds.dataset([str(p) for p in self._array_files], schema=self._array_schema, format="parquet")
         if len(dead):
@@ -305,11 +312,15 @@ class LocalEngine:
             else:
                 budget = self._arrays_memory_bytes
                 cols = have | needed if self._array_bytes(have | needed) <= budget else needed
+                late = self._late_columns(analysis, needed)
                 if self._array_bytes(cols) <= budget:
                     ordered = [c for c in names if c in cols]
                     self._arrays_table = self._arrays_dataset.to_table(columns=ordered)
                     dog.check()
                     mode, obj = "table", self._arrays_table
+                elif late is not None:
+                    mode, obj = "late", self._light_table(needed - late, late, dog)
+                    self._late_cols = late
                 else:
                     mode, obj = "dataset", self._arrays_dataset
         if self._arrays_registered and mode == self._arrays_mode and (mode == "dataset" or obj is self._registered):
@@ -320,6 +331,106 @@ class LocalEngine:
         self._registered = obj
         self._arrays_mode = mode
         self._arrays_registered = True
+
+    # -- late materialization: the page first, its arrays after
+
+    def _late_columns(self, analysis: _Analysis, needed: set[str]) -> set[str] | None:
+        """The array columns a query only shows (plain top-level select items), or None.
+
+        Such a query can run on the light columns with a row locator in place of
+        each array column, and fetch the arrays of the kept rows only: what makes
+        "first page of predictions ⋈ arrays ORDER BY score LIMIT 50" cheap at 1M.
+        """
+        import pyarrow.types as pt
+
+        schema = self._array_schema
+        if schema is None or not analysis.flat_top or analysis.all_columns:
+            return None
+        heavy = {f.name for f in schema if pt.is_list(f.type) or pt.is_large_list(f.type)} & needed
+        shown = set(analysis.bare.values())
+        late = {c for c in heavy if c.lower() in shown}
+        if not late or {c.lower() for c in late} & analysis.elsewhere:
+            return None
+        meta_cols = {c.lower() for t in self._source.tables.values() for c in t.columns}
+        if {c.lower() for c in late} & meta_cols:  # a bare name could mean a metadata column
+            return None
+        light = (needed - heavy) | {"prediction_id"}
+        if self._array_bytes(light) + 8 * (self._live_count or 0) > self._arrays_memory_bytes:
+            return None
+        return late
+
+    def _light_table(self, light: set[str], late: set[str], dog: _Watchdog) -> pa.Table:
+        """Live rows' light columns, with each late column holding ``file << 32 | row`` instead of values."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        key = frozenset(light | late)
+        if self._light is not None and self._light[0] == key:
+            return self._light[1]
+        assert self._array_schema is not None
+        names = [f.name for f in self._array_schema if f.name in light]
+        parts = []
+        for index, path in enumerate(self._array_files):
+            dog.check()
+            part = pq.read_table(path, columns=[n for n in names if n in pq.read_schema(path).names])
+            locator = pc.add(pa.array(range(part.num_rows), pa.int64()), pa.scalar(index << 32, pa.int64()))
+            for name in names:
+                if name not in part.column_names:
+                    part = part.append_column(name, pa.nulls(part.num_rows, self._array_schema.field(name).type))
+            part = part.select(names)
+            for name in sorted(late):
+                part = part.append_column(name, locator)
+            parts.append(part)
+        table = pa.concat_tables(parts, promote_options="permissive")
+        if self._dead is not None and len(self._dead):
+            keep = pc.invert(pc.is_in(pc.cast(table.column("prediction_id"), pa.string()), value_set=self._dead))
+            table = table.filter(keep)
+        self._light = (key, table)
+        return table
+
+    def _materialize(self, table: pa.Table, types: list[str], analysis: _Analysis, dog: _Watchdog) -> pa.Table:
+        """Replace the locators of the kept rows by their arrays: each file read once, its late columns only."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        assert self._array_schema is not None
+        by_lower = {c.lower(): c for c in self._late_cols}
+        targets = [(pos, by_lower[name]) for pos, name in analysis.bare.items()
+                   if name in by_lower and pos < table.num_columns
+                   and pa.types.is_integer(table.schema.field(pos).type)]
+        if not targets or table.num_rows == 0:
+            for pos, col_name in targets:
+                kind = self._array_schema.field(col_name).type
+                table = table.set_column(pos, pa.field(table.schema.field(pos).name, kind), pa.nulls(0, kind))
+                types[pos] = _duck_type_name(kind)
+            return table
+        # Every late column of one row carries the same locator: take it from the first.
+        loc = table.column(targets[0][0]).combine_chunks()
+        files = pc.shift_right(loc, 32).to_pylist()
+        rows = pc.bit_wise_and(loc, pa.scalar(0xFFFFFFFF, pa.int64())).to_pylist()
+        wanted: dict[int, list[int]] = {}
+        for k, f in enumerate(files):
+            if f is not None:
+                wanted.setdefault(f, []).append(k)
+        columns = sorted({c for _, c in targets})
+        fetched: dict[str, list[Any]] = {c: [None] * len(files) for c in columns}
+        for f, ks in wanted.items():
+            dog.check()
+            path = self._array_files[f]
+            present = [c for c in columns if c in pq.read_schema(path).names]
+            part = pq.read_table(path, columns=present).take(pa.array([rows[k] for k in ks], pa.int64()))
+            for c in present:
+                for k, v in zip(ks, part.column(c).to_pylist(), strict=True):
+                    fetched[c][k] = v
+            del part
+        for pos, col_name in targets:
+            kind = self._array_schema.field(col_name).type
+            table = table.set_column(pos, pa.field(table.schema.field(pos).name, kind),
+                                     pa.array(fetched[col_name], type=kind))
+            types[pos] = _duck_type_name(kind)
+        return table
 
     #: Columns of ``predictions`` most queries use; ``warm_up`` loads them ahead of the first query.
     WARM_COLUMNS = (
@@ -404,6 +515,11 @@ class LocalEngine:
         if table.num_rows > limit:
             table = table.slice(0, limit)
             reason = reason or "limit"
+        if self._arrays_mode == "late" and ARRAYS_TABLE in used:
+            table = self._materialize(table, types, analysis, _Watchdog(None, timeout_s, cancel))
+            fit = _rows_within(table, max_bytes)
+            if fit < table.num_rows:
+                table, reason = table.slice(0, fit), "bytes"
         return Kept(sql, columns, types, table, reason, used, time.perf_counter() - started)
 
     def export_batches(
@@ -415,6 +531,7 @@ class LocalEngine:
         with self._lock:
             self._ensure_open()
             analysis = check_statement(self._conn, sql)
+            analysis.flat_top = False  # an export streams every row: arrays are read as the query goes
             with _Watchdog(self._conn, timeout_s, cancel) as dog:
                 try:
                     self._refresh()
