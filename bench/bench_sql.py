@@ -112,7 +112,8 @@ elif mode == "polars1m":
         con = sqlite3.connect(f"file:{ws / 'store.sqlite'}?mode=ro&immutable=1", uri=True)
         try:
             meta = pl.read_database(
-                "SELECT prediction_id, dataset_name, model_name, val_score FROM predictions WHERE partition = 'val'", con)
+                "SELECT prediction_id, dataset_name, model_name, val_score FROM predictions "
+                "WHERE partition = 'val'", con)
         finally:
             con.close()
         arrays = pl.scan_parquet(str(ws / "arrays" / "*.parquet")).select(["prediction_id", "y_true", "y_pred"])
