@@ -129,8 +129,9 @@ print("RESULT " + json.dumps(res))
 def run_child(mode: str, ws: Path, repeat: int, pythonpath: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     args = [json.dumps(s) for s in (JOIN_SQL, AGG_SQL, AGG_SQL_2, PAGE_1M_SQL)]
+    # cwd outside any checkout: ``python -c`` puts the cwd first on sys.path
     proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(ws), str(repeat), *args], env=env,
-                          capture_output=True, text=True, timeout=3600, check=False)
+                          capture_output=True, text=True, timeout=3600, check=False, cwd=tempfile.gettempdir())
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
         raise SystemExit(f"{mode} with {pythonpath} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
