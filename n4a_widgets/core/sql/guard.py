@@ -52,6 +52,22 @@ class _Analysis:
     """Column names referenced anywhere else (filters, joins, sorts, functions, subqueries)."""
     flat_top: bool = False
     """The statement is one SELECT (no set operation, DISTINCT or ``*`` at the top): positions are columns."""
+    ordered: bool = False
+    """The top SELECT sorts (ORDER BY): every row is seen before the first is kept."""
+    qualified: dict[str, set[str]] = field(default_factory=dict)
+    """Table (by name, aliases resolved) -> column names referenced as ``alias.column``."""
+    unqualified: set[str] = field(default_factory=set)
+    """Column names referenced without a known table qualifier (could be any table's)."""
+
+    def columns_of(self, table: str, names: list[str]) -> set[str]:
+        """Columns of ``table`` the query may use: unqualified, qualified by one of its aliases, or named
+        somewhere that is not a column reference (``USING (...)``); never one only written ``other.col``."""
+        if self.all_columns or self.catalog:
+            return set(names)
+        ref_names = self.unqualified | {c for cols in self.qualified.values() for c in cols}
+        mine = self.qualified.get(table.lower(), set())
+        loose = self.words - ref_names
+        return {c for c in names if (low := c.lower()) in self.unqualified or low in mine or low in loose}
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -111,6 +127,7 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
     catalog = False
     bare, top_ids, flat_top = _top_select(tree)
     elsewhere: set[str] = set()
+    alias_of: dict[str, str] = {}
     for node in _walk(tree):
         node_type = node.get("type")
         if isinstance(node_type, str) and node_type.endswith("_NODE") and node_type not in _ALLOWED_QUERY_NODES:
@@ -120,6 +137,10 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
         if node_type == "BASE_TABLE":
             aliases.add(str(node.get("alias") or "").lower())
             aliases.add(str(node.get("table_name") or "").lower())
+            table_name = str(node.get("table_name") or "").lower()
+            alias_of[table_name] = table_name
+            if node.get("alias"):
+                alias_of[str(node["alias"]).lower()] = table_name
             catalog = catalog or str(node.get("schema_name") or "").lower() in _CATALOG_SCHEMAS
         elif node_type == "TABLE_FUNCTION":
             name = _function_name(node.get("function"))
@@ -150,8 +171,22 @@ def check_statement(conn: Any, sql: str) -> _Analysis:
         low = text.lower()
         words.add(low)
         words.update(_WORD.findall(low))
+    qualified: dict[str, set[str]] = {}
+    unqualified: set[str] = set()
+    for ref in refs:
+        if len(ref) >= 2 and ref[0] in alias_of:
+            qualified.setdefault(alias_of[ref[0]], set()).add(ref[1])
+        else:
+            unqualified.update(ref)  # ``col`` or ``col.field`` (or an alias we cannot see): any table's
+    try:
+        top: Any = tree["statements"][0]["node"]  # type: ignore[index]
+        ordered = any(isinstance(m, dict) and m.get("type") == "ORDER_MODIFIER" and m.get("orders")
+                      for m in top.get("modifiers") or [])
+    except (KeyError, IndexError, TypeError, AttributeError):
+        ordered = False
     return _Analysis(words=words, all_columns=all_columns or catalog, catalog=catalog, bare=bare,
-                     elsewhere=elsewhere, flat_top=flat_top)
+                     elsewhere=elsewhere, flat_top=flat_top, ordered=ordered, qualified=qualified,
+                     unqualified=unqualified)
 
 
 def _top_select(tree: Any) -> tuple[dict[int, str], set[int], bool]:

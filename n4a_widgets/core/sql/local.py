@@ -302,10 +302,7 @@ class LocalEngine:
             schema = self._array_schema
             assert schema is not None
             names = list(schema.names)
-            if analysis.all_columns or analysis.catalog:
-                needed = set(names)
-            else:
-                needed = {c for c in names if c.lower() in analysis.words or c == "prediction_id"}
+            needed = analysis.columns_of(ARRAYS_TABLE, names) | {"prediction_id"}
             have = set(self._arrays_table.column_names) if self._arrays_table is not None else set()
             if needed <= have:
                 mode, obj = "table", self._arrays_table
@@ -344,7 +341,8 @@ class LocalEngine:
         import pyarrow.types as pt
 
         schema = self._array_schema
-        if schema is None or not analysis.flat_top or analysis.all_columns:
+        # Without a sort at the top the streamed result stops after ``limit`` rows: cheaper than late.
+        if schema is None or not analysis.flat_top or not analysis.ordered or analysis.all_columns:
             return None
         heavy = {f.name for f in schema if pt.is_list(f.type) or pt.is_large_list(f.type)} & needed
         shown = set(analysis.bare.values())
