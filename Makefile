@@ -10,7 +10,7 @@ PORT ?= 8888
 # jupyter refuses to run as root without this flag (containers, CI machines)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install build-js chromium demo demo-data lint test test-py test-js test-notebooks test-browser bench clean
+.PHONY: install build-js chromium demo demo-data lint test test-py test-js test-notebooks test-browser screenshots bench clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,8 +53,15 @@ test-py: install
 test-notebooks: install
 	$(VENV)/bin/pytest -q --nbval-lax -p no:cacheprovider notebooks/
 
+# JupyterLab, Notebook 7 and marimo (marimo run) in headless Chromium; leaves a screenshot of
+# every widget in light and dark in test-results/screenshots/ (the run prints where).
 test-browser: install chromium
 	$(VENV)/bin/pytest -q -m browser tests
+
+# Only the contrast + screenshot tests (every widget, light and dark, three front-ends).
+screenshots: install chromium
+	npm run build
+	$(VENV)/bin/pytest -q -m browser tests/browser/test_themes.py tests/browser/test_notebook7.py tests/browser/test_marimo.py
 
 # Everything CI runs: lint, JS unit tests, Python tests, notebooks, browser tests.
 test: install chromium

@@ -10,6 +10,20 @@ import {
 
 /** @typedef {import("./lib/ui.js").Model} Model */
 
+/**
+ * One value of Jupyter's page config (JupyterLab and Notebook 7), "" elsewhere.
+ * @param {string} key
+ */
+export function pageConfig(key) {
+  try {
+    const el = document.getElementById("jupyter-config-data");
+    const value = el ? JSON.parse(el.textContent || "{}")[key] : "";
+    return typeof value === "string" ? value : "";
+  } catch {
+    return "";
+  }
+}
+
 /** Jupyter's base URL (from the page config), "/" elsewhere. */
 export function baseUrl() {
   try {
@@ -62,6 +76,12 @@ function filterSelect(model, trait, label, values) {
 
 /** @param {{model: Model, el: HTMLElement}} ctx */
 function render({ model, el }) {
+  // Download links are relative to the server root; only the page knows it.
+  const serverRoot = pageConfig("serverRoot");
+  if (serverRoot && model.get("server_root") !== serverRoot) {
+    model.set("server_root", serverRoot);
+    model.save_changes();
+  }
   const root = h("div", { class: "n4a-widget n4a-export-picker" });
   const header = h("div", { class: "n4a-header" },
     h("span", { class: "n4a-title" }, "Export predictions"),
@@ -155,10 +175,13 @@ function render({ model, el }) {
         `Exported ${formatCount(report.total_rows)} predictions (${formatBytes(report.total_bytes)}) in `
         + `${Number(report.duration_seconds || 0).toFixed(1)} s`),
       h("ul", { class: "n4a-files" }, ...items),
-      rel && report.format !== "folder"
-        ? h("a", { href: downloadHref(rel), download: rel.split("/").pop(), "data-link": "download", target: "_blank" },
-          `Download ${rel.split("/").pop()}`)
-        : null,
+      rel
+        ? h("a", {
+          class: "n4a-btn n4a-btn-primary n4a-link-btn", href: downloadHref(rel), download: rel.split("/").pop(),
+          "data-link": "download", target: "_blank", rel: "noopener",
+          style: { display: "inline-block", textDecoration: "none", marginTop: "6px" },
+        }, `⬇ Download ${rel.split("/").pop()}`)
+        : h("div", { class: "n4a-muted", "data-note": "no-link" }, String(model.get("download_reason") || "")),
       report.excluded_tombstoned
         ? h("div", { class: "n4a-muted" }, `${formatCount(report.excluded_tombstoned)} deleted predictions left out.`)
         : null,
@@ -173,7 +196,7 @@ function render({ model, el }) {
   const disposers = [
     onChange(model, ["choices", "selected", "partition", "model_name", "fold_id", "state"], drawDatasets),
     onChange(model, ["dest", "default_dest", "export_format", "overwrite"], drawForm),
-    onChange(model, ["report", "state", "download_path", "job_name"], drawResult),
+    onChange(model, ["report", "state", "download_path", "download_reason", "job_name"], drawResult),
   ];
 
   return () => {

@@ -12,8 +12,9 @@ import {
 /** @typedef {import("./lib/ui.js").Model} Model */
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 320;
-const HEIGHT = 90;
+const WIDTH = 360; // whole chart, axes included
+const HEIGHT = 130;
+const PAD = { left: 40, right: 10, top: 8, bottom: 30 }; // room for the axis values and label
 
 /**
  * @param {string} tag
@@ -37,22 +38,59 @@ function formatScore(x) {
 function histogram(group) {
   const edges = /** @type {number[]} */ (group.bin_edges || []);
   const counts = /** @type {number[]} */ (group.counts || []);
-  const root = svg("svg", { width: WIDTH, height: HEIGHT, viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "n4a-hist" });
+  const root = svg("svg", { width: WIDTH, height: HEIGHT, viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "n4a-hist",
+    role: "img", "aria-label": `Histogram of ${group.metric ?? "score"}` });
   const lo = edges.length ? edges[0] : 0;
   const hi = edges.length ? edges[edges.length - 1] : 1;
   const span = hi - lo || 1;
   const top = Math.max(1, ...counts);
-  const x = (/** @type {number} */ v) => ((v - lo) / span) * WIDTH;
+  const plotW = WIDTH - PAD.left - PAD.right;
+  const plotH = HEIGHT - PAD.top - PAD.bottom;
+  const x = (/** @type {number} */ v) => PAD.left + ((v - lo) / span) * plotW;
+  const y = (/** @type {number} */ c) => PAD.top + plotH - (c / top) * plotH;
   counts.forEach((c, i) => {
     const x0 = x(edges[i]);
     const w = Math.max(1, x(edges[i + 1]) - x0 - 1);
-    const bh = (c / top) * (HEIGHT - 12);
-    root.append(svg("rect", { x: x0, y: HEIGHT - bh, width: w, height: bh, class: "n4a-hist-bar" }));
+    const bar = svg("rect", { x: x0, y: y(c), width: w, height: PAD.top + plotH - y(c), class: "n4a-hist-bar" });
+    const tip = svg("title", {});
+    tip.textContent = `${formatScore(edges[i])} – ${formatScore(edges[i + 1])}: ${formatCount(c)} predictions`;
+    bar.append(tip);
+    root.append(bar);
   });
-  const line = svg("line", { x1: 0, x2: 0, y1: 0, y2: HEIGHT, class: "n4a-cut-line", "data-cut-line": "" });
+  // Axes with values: score along x (min, middle, max), prediction count along y (0, max).
+  const axis = { stroke: "currentColor", "stroke-width": 1, opacity: 0.6 };
+  root.append(svg("line", { x1: PAD.left, x2: PAD.left + plotW, y1: PAD.top + plotH, y2: PAD.top + plotH,
+    ...axis, "data-axis": "x" }));
+  root.append(svg("line", { x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + plotH, ...axis, "data-axis": "y" }));
+  const label = (/** @type {string} */ text, /** @type {Record<string, string | number>} */ attrs) => {
+    const t = svg("text", { "font-size": 10, fill: "currentColor", ...attrs });
+    t.textContent = text;
+    root.append(t);
+  };
+  if (edges.length) {
+    for (const [v, anchor] of /** @type {[number, string][]} */ ([[lo, "start"], [(lo + hi) / 2, "middle"], [hi, "end"]])) {
+      root.append(svg("line", { x1: x(v), x2: x(v), y1: PAD.top + plotH, y2: PAD.top + plotH + 3, ...axis }));
+      label(formatScore(v), { x: x(v), y: PAD.top + plotH + 13, "text-anchor": anchor, "data-tick": "x" });
+    }
+  }
+  label(String(group.metric ?? "score"), { x: PAD.left + plotW / 2, y: HEIGHT - 3, "text-anchor": "middle" });
+  label(formatCount(top), { x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end", "data-tick": "y" });
+  label("0", { x: PAD.left - 4, y: PAD.top + plotH, "text-anchor": "end", "data-tick": "y" });
+  const ylabel = svg("text", { "font-size": 10, fill: "currentColor", "text-anchor": "middle",
+    transform: `translate(10 ${PAD.top + plotH / 2}) rotate(-90)` });
+  ylabel.textContent = "predictions";
+  root.append(ylabel);
+  const line = svg("line", { x1: 0, x2: 0, y1: PAD.top, y2: PAD.top + plotH, class: "n4a-cut-line",
+    "data-cut-line": "" });
   root.append(line);
   const caption = h("div", { class: "n4a-muted", "data-cut-caption": "" });
-  const wrap = h("div", { class: "n4a-hist-wrap", "data-histogram": String(group.metric ?? "") },
+  // Each chart is its own framed card with room around it, so one chart's cut
+  // line never reads as the next one's.
+  const wrap = h("div", {
+    class: "n4a-hist-wrap", "data-histogram": String(group.metric ?? ""),
+    style: { display: "inline-block", verticalAlign: "top", margin: "0 16px 16px 0", padding: "8px",
+      border: "1px solid var(--jp-border-color2, #ddd)", borderRadius: "4px" },
+  },
     h("div", { class: "n4a-section-title" },
       `${group.metric ?? "score"} (${group.lower_is_better ? "lower" : "higher"} is better) · `
       + `${formatCount(group.total)} predictions${group.missing ? ` · ${formatCount(group.missing)} without a score` : ""}`),
@@ -66,7 +104,7 @@ function histogram(group) {
     const visible = score !== null && score !== undefined && edges.length > 0;
     line.style.display = visible ? "" : "none";
     if (visible) {
-      const px = Math.min(WIDTH - 1, Math.max(1, x(score)));
+      const px = Math.min(PAD.left + plotW, Math.max(PAD.left, x(score)));
       line.setAttribute("x1", String(px));
       line.setAttribute("x2", String(px));
     }
@@ -174,8 +212,10 @@ function render({ model, el }) {
     cleanBody);
 
   // Remove bottom %
+  // data-lm-suppress-shortcuts: JupyterLab's notebook shortcuts would take the arrow keys otherwise.
   const slider = /** @type {HTMLInputElement} */ (h("input", {
     type: "range", min: "0", max: "1", step: "0.01", "data-input": "fraction", class: "n4a-slider",
+    "aria-label": "Fraction to remove", "data-lm-suppress-shortcuts": "true",
   }));
   const sliderLabel = h("span", { class: "n4a-slider-label" });
   const selects = h("div", { class: "n4a-row" });
@@ -209,8 +249,22 @@ function render({ model, el }) {
     model.set("fraction", Number(slider.value));
     model.save_changes();
   };
+  /** Arrow keys (and Page/Home/End) move the slider here, not the notebook's cell selection. */
+  const onSlideKey = (/** @type {KeyboardEvent} */ e) => {
+    const steps = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: 10, PageDown: -10 };
+    const key = /** @type {keyof typeof steps | "Home" | "End"} */ (e.key);
+    if (!(key in steps) && key !== "Home" && key !== "End") return;
+    e.preventDefault();
+    e.stopPropagation();
+    const now = Math.round(Number(slider.value) * 100);
+    const next = key === "Home" ? 0 : key === "End" ? 100 : Math.min(100, Math.max(0, now + steps[key]));
+    slider.value = String(next / 100);
+    onSlide();
+    onSlideDone();
+  };
   slider.addEventListener("input", onSlide);
   slider.addEventListener("change", onSlideDone);
+  slider.addEventListener("keydown", onSlideKey);
 
   /** @param {string} name @param {string} value */
   const setInput = (name, value) => {
@@ -218,9 +272,11 @@ function render({ model, el }) {
     model.save_changes();
   };
 
-  /** Confirm / discard buttons for a pending preview of `operation`. */
-  const confirmRow = (/** @type {string} */ label) => h("div", { class: "n4a-row" },
-    actionButton(model, label, "confirm", { kind: "danger" }),
+  /** Confirm / discard buttons for a pending preview; red only when something will be deleted. */
+  const confirmRow = (/** @type {string} */ label, /** @type {number} */ count) => h("div", { class: "n4a-row" },
+    count > 0
+      ? actionButton(model, label, "confirm", { kind: "danger" })
+      : actionButton(model, "Confirm (nothing to remove)", "confirm", { kind: "plain" }),
     actionButton(model, "Discard", "discard_preview"));
 
   const drawInputs = () => {
@@ -245,7 +301,11 @@ function render({ model, el }) {
       movers.push(hg);
       hists.append(hg.el);
     }
-    if (!(dist.groups || []).length) hists.append(h("span", { class: "n4a-muted" }, "No scores for this choice"));
+    if (!(dist.groups || []).length) {
+      const loading = !Object.keys(model.get("choices") || {}).length && model.get("state") !== "error";
+      hists.append(h("span", { class: "n4a-muted", "data-loading": loading ? "" : undefined },
+        loading ? "Loading workspace…" : "No scores for this choice"));
+    }
     moveLines(Number(model.get("fraction") ?? 0));
   };
 
@@ -256,13 +316,15 @@ function render({ model, el }) {
     compactResult.replaceChildren(last === "compact" ? compactTable(report) : "");
     cleanBody.replaceChildren();
     if (preview.operation === "clean_dead_links") {
-      cleanBody.append(cleanSummary(preview.report, true), confirmRow("Confirm: clean dead links"));
+      cleanBody.append(cleanSummary(preview.report, true), confirmRow("Confirm: clean dead links",
+        (preview.report.removed_metadata || 0) + (preview.report.removed_array_rows || 0)));
     } else if (last === "clean_dead_links") {
       cleanBody.append(cleanSummary(report, false));
     }
     rbBody.replaceChildren();
     if (preview.operation === "remove_bottom") {
-      rbBody.append(removeSummary(preview.report, true), confirmRow("Confirm: remove these predictions"));
+      rbBody.append(removeSummary(preview.report, true), confirmRow("Confirm: remove these predictions",
+        preview.report.removed || 0));
     } else if (last === "remove_bottom") {
       rbBody.append(removeSummary(report, false));
     }
@@ -299,7 +361,7 @@ function render({ model, el }) {
       slider.value = String(model.get("fraction") ?? 0);
       moveLines(Number(model.get("fraction") ?? 0));
     }),
-    onChange(model, ["distribution"], drawHistograms),
+    onChange(model, ["distribution", "choices"], drawHistograms),
     onChange(model, ["preview", "report", "last_action"], () => { drawResults(); drawState(); }),
     onChange(model, ["state", "busy_reason", "job_name", "workspace_path"], drawState),
   ];
@@ -308,6 +370,7 @@ function render({ model, el }) {
     for (const d of disposers) d();
     slider.removeEventListener("input", onSlide);
     slider.removeEventListener("change", onSlideDone);
+    slider.removeEventListener("keydown", onSlideKey);
     progress.dispose();
     errors.dispose();
     root.remove();

@@ -1,7 +1,9 @@
 // @ts-check
 /**
- * MergeStores front-end: source list (typed paths + sibling workspaces),
- * strategy, dataset filter, Preview -> Confirm, progress, per-source report.
+ * MergeStores front-end: source list (typed paths, sibling workspaces and .zip archives),
+ * strategy, dataset filter, Preview -> Confirm, progress, per-source report, the
+ * conflicts (capped, with the key parts that tell rows apart) and the chains and
+ * model files the merge adds and removes.
  * Every change is sent to Python as an action; Python validates and decides.
  */
 import {
@@ -25,35 +27,86 @@ function sourceTable(report) {
   return t;
 }
 
+/** Rows shown per list; the full counts are always given ("50 of 98"). */
+const SHOWN = 50;
+
+/** Conflict-key parts, in the order they are shown when they tell rows apart. */
+const KEY_PARTS = [
+  ["dataset_name", "dataset"], ["model_name", "model"], ["model_class", "class"], ["fold_id", "fold"],
+  ["partition", "partition"], ["preprocessings", "preprocessing"], ["branch_id", "branch"],
+  ["refit_context", "refit"], ["metric", "metric"], ["specification", "spec"],
+];
+
+/**
+ * A capped, scrollable list with its count ("Showing 50 of 98 conflicts").
+ * @param {string} name @param {string} noun @param {number} total @param {HTMLElement} body
+ * @param {number} shown
+ */
+function capped(name, noun, total, body, shown) {
+  return h("div", { class: "n4a-section", "data-list": name },
+    h("div", { class: "n4a-muted", "data-count": name },
+      total > shown ? `Showing ${formatCount(shown)} of ${formatCount(total)} ${noun}` : `${formatCount(total)} ${noun}`),
+    h("div", { class: "n4a-scroll", style: "max-height: 16em; overflow: auto;" }, body));
+}
+
 /** @param {any} report */
 function conflictTable(report) {
-  /** @type {string[][]} */
-  const rows = [];
-  for (const s of report.sources || []) {
-    for (const c of s.conflict_details || []) {
-      const k = c.key || {};
-      const fmt = (/** @type {number | null} */ v) => (v === null || v === undefined ? "–" : v.toPrecision(4));
-      rows.push([s.name, `${k.dataset_name} · ${k.model_name} · fold ${k.fold_id} · ${k.partition}`,
-        fmt(c.source_score), fmt(c.target_score), c.winner === "source" ? "source replaces target" : "target kept"]);
-    }
-  }
-  const t = table(["Source", "Conflict (dataset · model · fold · partition)", "Source score", "Target score", "Outcome"],
-    rows.slice(0, 50), { empty: "No conflicts" });
+  /** @type {{source: string, c: any}[]} */
+  const all = [];
+  for (const s of report.sources || []) for (const c of s.conflict_details || []) all.push({ source: s.name, c });
+  const listed = all.slice(0, SHOWN);
+  // Show the dataset and model always, and every other key part whose value differs between the rows listed.
+  const parts = KEY_PARTS.filter(([k], i) => i < 2
+    || new Set(listed.map(({ c }) => String((c.key || {})[k] ?? ""))).size > 1);
+  const fmt = (/** @type {number | null} */ v) => (v === null || v === undefined ? "–" : v.toPrecision(4));
+  const rows = listed.map(({ source, c }) => [source, parts.map(([k]) => String((c.key || {})[k] ?? "–")).join(" · "),
+    fmt(c.source_score), fmt(c.target_score),
+    c.winner === "source" ? "source replaces the target's" : "target's kept"]);
+  const t = table(["Source", `Conflict (${parts.map(([, label]) => label).join(" · ")})`, "Source score",
+    "Target score", "Outcome"], rows, { empty: "No conflicts" });
   t.setAttribute("data-table", "conflicts");
-  return t;
+  return capped("conflicts", "conflicts", Number(report.conflicts ?? all.length), t, listed.length);
+}
+
+/** @param {any} report */
+function lineageTables(report) {
+  const chains = /** @type {any[]} */ (report.chain_changes || []);
+  const arts = /** @type {any[]} */ (report.artifact_changes || []);
+  const change = (/** @type {string} */ c) => (c === "added" ? (report.dry_run ? "to add" : "added")
+    : (report.dry_run ? "to remove" : "removed"));
+  const chainRows = chains.slice(0, SHOWN).map((c) => [change(c.change), c.dataset, c.model_class.split(".").pop() || "",
+    c.preprocessings || "–", formatCount(c.predictions), c.source || "target"]);
+  const ct = table(["Chain", "Dataset", "Model", "Preprocessing", "Predictions", "From"], chainRows,
+    { empty: "No chain added or removed" });
+  ct.setAttribute("data-table", "chains");
+  const artRows = arts.slice(0, SHOWN).map((a) => [change(a.change), a.operator_class.split(".").pop() || "",
+    a.artifact_type, formatBytes(a.size_bytes), a.source || "target"]);
+  const at = table(["Model file", "Class", "Type", "Bytes", "From"], artRows, { empty: "No model file added or removed" });
+  at.setAttribute("data-table", "artifacts");
+  const nChains = Number(report.chains_added || 0) + Number(report.chains_removed || 0);
+  const nArts = Number(report.artifacts_added || 0) + Number(report.artifacts_removed || 0);
+  return [capped("chains", "chains (models with their preprocessing)", nChains, ct, chainRows.length),
+    capped("artifacts", "model files", nArts, at, artRows.length)];
 }
 
 /** @param {any} report */
 function summary(report) {
-  const verb = report.dry_run ? "Will add" : "Added";
+  const dry = report.dry_run;
   return h("div", {
-    class: "n4a-section", "data-summary": report.dry_run ? "preview" : "done", "data-added": String(report.added),
+    class: "n4a-section", "data-summary": dry ? "preview" : "done", "data-added": String(report.added),
     "data-removed": String(report.removed), "data-conflicts": String(report.conflicts),
   },
-    h("strong", {}, `${verb} ${formatCount(report.added)} prediction(s), replace ${formatCount(report.removed)}`),
+    h("strong", {}, `${dry ? "Will add" : "Added"} ${formatCount(report.added)} prediction(s)`
+      + (report.removed ? `, replacing ${formatCount(report.removed)} of the target's` : "")),
     ` · ${formatCount(report.conflicts)} conflict(s) · target ${formatCount(report.predictions_before)} → `
     + `${formatCount(report.predictions_after)} predictions · ~${formatBytes(report.bytes)} of arrays`,
-    report.dry_run ? h("div", { class: "n4a-muted" }, `plan ${report.plan_id}: nothing written yet`) : null);
+    h("div", { "data-summary": "lineage" },
+      `Models: ${formatCount(report.chains_added ?? 0)} chain(s) and ${formatCount(report.artifacts_added ?? 0)} model `
+      + `file(s) (${formatBytes(report.artifact_bytes_added ?? 0)}) ${dry ? "to add" : "added"}; `
+      + `${formatCount(report.chains_removed ?? 0)} chain(s) and ${formatCount(report.artifacts_removed ?? 0)} model `
+      + `file(s) (${formatBytes(report.artifact_bytes_removed ?? 0)}) ${dry ? "to remove" : "removed"} `
+      + "(no longer used by any prediction)."),
+    dry ? h("div", { class: "n4a-muted" }, `plan ${report.plan_id}: nothing written yet`) : null);
 }
 
 /** @param {{model: Model, el: HTMLElement}} ctx */
@@ -61,7 +114,7 @@ function render({ model, el }) {
   const root = h("div", { class: "n4a-widget n4a-merge-stores" });
   const header = h("div", { class: "n4a-header" });
   const input = /** @type {HTMLInputElement} */ (h("input", {
-    type: "text", class: "n4a-input", placeholder: "path/to/another/workspace", "data-input": "source",
+    type: "text", class: "n4a-input", placeholder: "path/to/another/workspace or workspace.zip", "data-input": "source",
   }));
   const add = () => {
     sendAction(model, "add_source", { path: input.value });
@@ -96,8 +149,13 @@ function render({ model, el }) {
       h("span", { class: "n4a-path" }, String(model.get("workspace_path") || "")),
     );
     const sources = /** @type {string[]} */ (model.get("sources") || []);
+    const infos = /** @type {any[]} */ (model.get("source_info") || []);
+    const describe = (/** @type {string} */ s) => {
+      const info = infos.find((i) => i.path === s);
+      return info ? ` (${info.archive ? "archive, " : ""}${formatCount(info.predictions)} predictions)` : "";
+    };
     sourcesBox.replaceChildren(...(sources.length ? sources.map((s, i) => h("div", { class: "n4a-row", "data-source": s },
-      h("span", {}, `${i + 1}. ${s}`),
+      h("span", {}, `${i + 1}. ${s}`), h("span", { class: "n4a-muted" }, describe(s)),
       h("button", {
         class: "n4a-btn n4a-btn-plain", type: "button", "data-action": "remove_source",
         onclick: () => sendAction(model, "remove_source", { path: s }),
@@ -111,7 +169,8 @@ function render({ model, el }) {
           onclick: () => sendAction(model, "add_source", { path: s.path }),
         }, "+ Add"),
         h("span", {}, ` ${s.name}`),
-        h("span", { class: "n4a-muted" }, s.predictions === null ? "" : ` (${formatCount(s.predictions)} predictions)`))),
+        h("span", { class: "n4a-muted" }, s.predictions === null || s.predictions === undefined
+          ? (s.archive ? " (.zip archive)" : "") : ` (${formatCount(s.predictions)} predictions)`))),
     ] : []));
     const strategies = /** @type {Record<string, string>} */ (model.get("strategies") || {});
     const current = model.get("strategy");
@@ -139,14 +198,15 @@ function render({ model, el }) {
     const preview = model.get("preview_report") || {};
     const report = model.get("report") || {};
     const shown = preview.plan_id ? preview : report;
-    result.replaceChildren(...(shown.plan_id ? [summary(shown), sourceTable(shown), conflictTable(shown)] : []));
+    result.replaceChildren(...(shown.plan_id
+      ? [summary(shown), sourceTable(shown), conflictTable(shown), ...lineageTables(shown)] : []));
     const running = model.get("state") === "running";
     setBusy(root, running);
     /** @type {HTMLButtonElement} */ (previewButton).disabled = running || !sources.length;
     /** @type {HTMLButtonElement} */ (confirmButton).disabled = running || !model.get("plan_id");
   };
   draw();
-  const dispose = onChange(model, ["sources", "siblings", "strategy", "strategies", "datasets", "available_datasets",
+  const dispose = onChange(model, ["sources", "source_info", "siblings", "strategy", "strategies", "datasets", "available_datasets",
     "plan_id", "preview_report", "report", "state", "workspace_path"], draw);
 
   return () => {

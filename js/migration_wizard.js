@@ -9,8 +9,33 @@ import {
   setBusy, table,
   storageModeBadge,
 } from "./lib/ui.js";
+import storageHealth from "./storage_health.js";
 
 /** @typedef {import("./lib/ui.js").Model} Model */
+
+/**
+ * The embedded StorageHealth (after "Open StorageHealth") reads its traits
+ * from the wizard's `health` dict and sends its buttons through the wizard's
+ * `health_action`; Python mirrors a real StorageHealth widget into `health`.
+ * @param {Model} model
+ * @returns {Model}
+ */
+function healthModel(model) {
+  const isChange = (/** @type {string | null | undefined} */ e) => Boolean(e && e.startsWith("change:"));
+  return {
+    get: (name) => (model.get("health") || {})[name],
+    set: () => {},
+    save_changes: () => {},
+    send: (content) => sendAction(model, "health_action", { content }),
+    on: (event, cb) => model.on(isChange(event) ? "change:health" : event, cb),
+    off: (event, cb) => model.off(isChange(event) ? "change:health" : event, cb),
+  };
+}
+
+/** @param {string} path */
+function baseName(path) {
+  return String(path).split(/[\\/]/).filter(Boolean).pop() || String(path);
+}
 
 /**
  * @param {[string, string | Node][]} pairs
@@ -91,16 +116,21 @@ function render({ model, el }) {
   const progress = progressPanel(model);
   const errors = errorPanel(model);
   const untouched = h("div", { class: "n4a-ok", "data-note": "untouched" }, "Your original workspace is untouched.");
+  const startButton = actionButton(model, "Start migration", "start", { kind: "primary" });
   const mainButtons = h("div", { class: "n4a-row", "data-buttons": "main" },
-    actionButton(model, "Dry run", "dry_run"),
-    actionButton(model, "Start migration", "start", { kind: "primary" }));
+    actionButton(model, "Preview (dry run)", "dry_run"), startButton);
+  const outputRow = h("div", { class: "n4a-row", "data-row": "output" }, h("label", {}, "Output folder: "), outputBox);
+  const healthBox = h("div", { "data-section": "health" });
+  /** @type {(() => void) | null} */
+  let healthCleanup = null;
+  const nextSteps = h("div", { class: "n4a-row", "data-buttons": "done" },
+    actionButton(model, "Open StorageHealth", "open_storage_health", { kind: "primary" }));
   const midButtons = h("div", { class: "n4a-row", "data-buttons": "mid" },
     actionButton(model, "Dry run", "dry_run"),
     actionButton(model, "Resume", "resume", { kind: "primary" }),
     actionButton(model, "Roll back", "rollback", { kind: "danger" }));
-  root.append(header, banner, current,
-    h("div", { class: "n4a-row" }, h("label", {}, "Output folder: "), outputBox), backupNote,
-    errors.el, untouched, progress.el, etaLine, body, mainButtons, midButtons);
+  root.append(header, banner, current, outputRow, backupNote,
+    errors.el, untouched, progress.el, etaLine, body, mainButtons, midButtons, nextSteps, healthBox);
   el.append(root);
 
   const draw = () => {
@@ -115,10 +145,12 @@ function render({ model, el }) {
       storageModeBadge(mode),
       h("span", { class: "n4a-path" }, String(model.get("workspace_path") || "")),
     );
-    const needs = mode === "legacy" || mode === "mid_migration";
+    const finished = report && report.dry_run === false && (report.state === "published" || report.state === "rolled_back");
+    const needs = (mode === "legacy" || mode === "mid_migration") && !finished;
     banner.style.display = needs ? "" : "none";
+    // A short label, then Python's sentence (which already says what happened): nothing said twice.
     banner.replaceChildren(
-      h("strong", {}, mode === "mid_migration" ? "A migration was interrupted. " : "Legacy storage found. "),
+      h("strong", {}, mode === "mid_migration" ? "Unfinished migration: " : "Legacy storage: "),
       String(status.message || ""),
       mode === "mid_migration" ? " Resume finishes it; Roll back restores the original workspace." : "",
     );
@@ -132,7 +164,6 @@ function render({ model, el }) {
     backupNote.textContent = out
       ? `The result is written to ${out}; the original workspace stays where it is, untouched.`
       : `The original workspace will be kept, renamed to ${backup || `${model.get("workspace_path")}.legacy-<timestamp>`}.`;
-    const finished = report && report.dry_run === false && (report.state === "published" || report.state === "rolled_back");
     body.replaceChildren(
       ...(plan.dry_run && plan.state === "planned" ? [planView(plan)] : []),
       ...(plan.dry_run && plan.state === "mid_migration" ? [h("div", { class: "n4a-section", "data-section": "plan" },
@@ -141,17 +172,34 @@ function render({ model, el }) {
     );
     untouched.style.display = state === "error" || state === "cancelled" ? "" : "none";
     etaLine.textContent = eta(model);
-    mainButtons.style.display = mode === "legacy" ? "" : "none";
-    midButtons.style.display = mode === "mid_migration" ? "" : "none";
+    // Done: the form goes away (with an output folder the source is still legacy,
+    // but there is nothing left to start); the next step is offered instead.
+    const planned = Boolean(plan.dry_run && plan.state === "planned" && !(plan.errors || []).length);
+    mainButtons.style.display = mode === "legacy" && !finished ? "" : "none";
+    midButtons.style.display = mode === "mid_migration" && !finished ? "" : "none";
+    outputRow.style.display = finished ? "none" : "";
+    backupNote.style.display = finished ? "none" : "";
+    current.style.display = finished ? "none" : "";
+    const published = finished && report.state === "published";
+    const healthOpen = Object.keys(model.get("health") || {}).length > 0;
+    nextSteps.style.display = published && !healthOpen ? "" : "none";
+    startButton.textContent = planned && plan.backup_path
+      ? `Start migration (original kept as ${baseName(plan.backup_path)})` : "Start migration";
     setBusy(root, state === "running");
+    startButton.disabled = state === "running" || !planned; // Start runs the previewed plan only
+    startButton.title = planned ? "" : "Preview first: it shows what will be converted and where the original goes.";
     outputBox.disabled = state === "running" || mode !== "legacy";
+    if (healthOpen && !healthCleanup) {
+      healthCleanup = storageHealth.render({ model: healthModel(model), el: healthBox });
+    }
   };
   draw();
   const dispose = onChange(model,
-    ["status", "stats", "plan", "report", "state", "output", "progress", "elapsed", "workspace_path"], draw);
+    ["status", "stats", "plan", "report", "state", "output", "progress", "elapsed", "workspace_path", "health"], draw);
 
   return () => {
     dispose();
+    if (healthCleanup) healthCleanup();
     outputBox.removeEventListener("change", onOutput);
     progress.dispose();
     errors.dispose();

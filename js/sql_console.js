@@ -7,7 +7,7 @@
  */
 import { tableFromIPC } from "apache-arrow";
 import {
-  actionButton, badge, formatCount, formatDuration, h, onChange, sendAction, setBusy,
+  actionButton, badge, errorPanel, formatCount, formatDuration, h, onChange, onKernelLost, sendAction, setBusy,
 } from "./lib/ui.js";
 
 /** @typedef {import("./lib/ui.js").Model} Model */
@@ -84,45 +84,6 @@ function resultTable(page, offset) {
   return h("table", { class: "n4a-table n4a-sql-results", "data-table": "results" }, thead, tbody);
 }
 
-/** Plain-language titles for the console's errors (never an exception class name). */
-const ERROR_TITLES = /** @type {Record<string, string>} */ ({
-  QueryRejectedError: "Not allowed",
-  QueryTimeoutError: "Time limit reached",
-  InvalidArgumentError: "Cannot run this query",
-  EngineRestartedError: "Engine restarted",
-  WorkspaceBusyError: "Busy",
-});
-
-/**
- * The title shown above an error message.
- * @param {any} err
- * @returns {string}
- */
-export function errorTitle(err) {
-  return ERROR_TITLES[String(err?.type || "")] || "Query failed";
-}
-
-/**
- * The error area: a plain title, the message and the hint; hidden when there is no error.
- * @param {Model} model
- */
-function sqlErrorPanel(model) {
-  const el = h("div", { class: "n4a-error", role: "alert", "data-section": "error" });
-  const update = () => {
-    const err = model.get("error") || {};
-    el.replaceChildren();
-    if (!err.message) {
-      el.style.display = "none";
-      return;
-    }
-    el.style.display = "";
-    el.append(h("strong", { class: "n4a-error-type" }, errorTitle(err)), h("span", { class: "n4a-error-message" }, ` ${err.message}`));
-    if (err.hint) el.append(h("div", { class: "n4a-error-hint" }, String(err.hint)));
-  };
-  update();
-  return { el, dispose: onChange(model, ["error"], update) };
-}
-
 /**
  * "Running query · 2.4 s" with Cancel, while a query or export runs (no percent: a query has none).
  * @param {Model} model
@@ -147,9 +108,19 @@ function runningPanel(model) {
     if (running) text();
   };
   update();
-  const timer = setInterval(() => { if (model.get("state") === "running") text(); }, 250);
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let timer = setInterval(() => { if (model.get("state") === "running") text(); }, 250);
   const off = onChange(model, ["state", "message", "elapsed", "job_name"], update);
-  return { el, dispose: () => { clearInterval(timer); off(); } };
+  const stop = () => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+  };
+  const unwatch = onKernelLost(model, () => { // the query is gone with the kernel: stop counting
+    stop();
+    off();
+    el.style.display = "none";
+  });
+  return { el, dispose: () => { stop(); off(); unwatch(); } };
 }
 
 /** @param {{model: Model, el: HTMLElement}} ctx */
@@ -184,7 +155,7 @@ function render({ model, el }) {
   const exportLine = h("span", { class: "n4a-muted", "data-section": "export" });
   const history = h("div", { class: "n4a-sql-history", "data-section": "history" });
   const progress = runningPanel(model);
-  const errors = sqlErrorPanel(model);
+  const errors = errorPanel(model);
   const notices = h("div", { class: "n4a-muted", "data-section": "notices" });
 
   root.append(header,

@@ -4,34 +4,44 @@
  * that Python fills; Refresh / Run integrity check are sent to Python.
  */
 import {
-  actionButton, errorPanel, formatBytes, formatCount, h, onChange, progressPanel, setBusy, stackedBar, table,
-  storageModeBadge,
+  actionButton, errorPanel, formatBytes, formatCount, formatTime, h, onChange, progressPanel, setBusy, stackedBar,
+  table, storageModeBadge,
 } from "./lib/ui.js";
 
 /** @typedef {import("./lib/ui.js").Model} Model */
 
+/** @type {Record<string, string>} */
 const COLORS = {
   "Metadata store": "#7e57c2",
   "Prediction arrays": "#1e88e5",
   Artifacts: "#43a047",
+  Exports: "#f9a825",
+  Logs: "#8d6e63",
   Other: "#9e9e9e",
 };
 
 /**
- * Storage breakdown: metadata / arrays / artifacts / everything else.
+ * Storage breakdown: every category Python reports, with its note (what
+ * "Other" holds; arrays that live inside a legacy DuckDB file).
  * @param {any} stats
+ * @param {Record<string, {text: string, entries: {name: string, size_bytes: number}[], inline?: boolean}>} notes
  */
-function breakdown(stats) {
+function breakdown(stats, notes) {
   const usage = /** @type {{name: string, size_bytes: number}[]} */ (stats.space_usage || []);
-  /** @type {Record<string, number>} */
-  const sizes = { "Metadata store": 0, "Prediction arrays": 0, Artifacts: 0, Other: 0 };
-  for (const u of usage) {
-    const key = u.name in sizes ? u.name : "Other";
-    sizes[key] += u.size_bytes;
-  }
-  return stackedBar(Object.entries(sizes).map(([label, value]) => ({
-    label, value, color: COLORS[/** @type {keyof typeof COLORS} */ (label)],
-  })));
+  const segments = usage
+    .filter((u) => u.size_bytes > 0 || ["Metadata store", "Prediction arrays", "Artifacts"].includes(u.name))
+    .map((u) => {
+      const note = notes[u.name];
+      return {
+        label: u.name, value: u.size_bytes, color: COLORS[u.name] || "#9e9e9e", note: note ? note.text : undefined,
+        valueText: note && note.inline ? "(inside store.duckdb)" : undefined,
+      };
+    });
+  const explain = Object.entries(notes).map(([name, note]) => h("div", { class: "n4a-muted", "data-usage-note": name },
+    h("strong", {}, `${name}: `), note.text,
+    note.entries && note.entries.length
+      ? ` Largest: ${note.entries.map((e) => `${e.name} ${formatBytes(e.size_bytes)}`).join(", ")}.` : ""));
+  return h("div", {}, stackedBar(segments), ...explain);
 }
 
 /** @param {any} report */
@@ -89,6 +99,8 @@ function render({ model, el }) {
     const status = model.get("status") || {};
     const stats = model.get("stats") || {};
     const report = model.get("report") || {};
+    const known = report.total_predictions !== undefined;
+    const state = model.get("state");
     header.replaceChildren(
       h("span", { class: "n4a-title" }, "Workspace storage"),
       storageModeBadge(status.storage_mode),
@@ -97,29 +109,39 @@ function render({ model, el }) {
     if (status.migration_needed) {
       banner.style.display = "";
       banner.replaceChildren(
-        h("strong", {}, status.storage_mode === "mid_migration" ? "A migration was interrupted. " : "Migration needed. "),
+        h("strong", {}, status.storage_mode === "mid_migration" ? "Interrupted migration: " : "Migration needed: "),
         String(status.message || ""), " Open ",
         h("code", {}, `MigrationWizard(${JSON.stringify(model.get("workspace_path"))})`), " to migrate it safely.",
       );
     } else {
       banner.style.display = "none";
     }
+    if (!known) {
+      // Never an empty workspace before it is known to be empty.
+      body.replaceChildren(state === "error" ? "" : h("div", { class: "n4a-section n4a-muted", "data-loading": "" },
+        "Loading workspace…"));
+      setBusy(root, state === "running");
+      return;
+    }
     body.replaceChildren(
       h("div", { class: "n4a-section" }, h("div", { class: "n4a-section-title" }, "Storage"),
-        stats.space_usage ? breakdown(stats) : h("span", { class: "n4a-muted" }, "…")),
+        stats.space_usage ? breakdown(stats, model.get("usage_notes") || {}) : h("span", { class: "n4a-muted" }, "…")),
       h("div", { class: "n4a-section" },
         h("span", { class: "n4a-section-title" }, "Integrity: "), integrityLine(report),
-        report.checked_at ? h("span", { class: "n4a-muted" }, `  checked ${report.checked_at}`) : null),
+        report.checked_at
+          ? h("span", { class: "n4a-muted", "data-checked-at": report.checked_at, title: report.checked_at },
+            `  checked ${formatTime(report.checked_at)}`)
+          : null),
       h("div", { class: "n4a-section" },
         h("div", { class: "n4a-section-title" },
           `Datasets (${formatCount(report.total_datasets ?? 0)}) · ${formatCount(report.total_predictions ?? 0)} predictions`
           + ` · ${formatCount(report.pending_tombstones ?? 0)} pending deletes`),
         datasetTable(report)),
     );
-    setBusy(root, model.get("state") === "running");
+    setBusy(root, state === "running");
   };
   draw();
-  const dispose = onChange(model, ["status", "stats", "report", "state", "workspace_path"], draw);
+  const dispose = onChange(model, ["status", "stats", "report", "state", "workspace_path", "usage_notes"], draw);
 
   return () => {
     dispose();

@@ -37,6 +37,8 @@ class JobUpdate:
     elapsed: float
     result: Any = None
     error: dict[str, str] | None = None
+    exception: BaseException | None = None
+    """The exception itself, for callers that word it their own way (the widgets)."""
 
 
 @dataclass
@@ -148,7 +150,7 @@ def start_job(
                 return
             last_sent[0] = now
             err = error_to_dict(job.error) if job.error is not None else None
-            update = JobUpdate(job.state, job.progress, job.message, job.elapsed, job.result, err)
+            update = JobUpdate(job.state, job.progress, job.message, job.elapsed, job.result, err, job.error)
         on_update(update)
 
     def progress(fraction: float, message: str) -> None:

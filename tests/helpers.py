@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 #: SQLite coordination files a read-only open may create (no data in them).
 EMPTY_SIDECARS = ("store.sqlite-wal", "store.sqlite-shm")
@@ -14,7 +15,7 @@ def tree_hash(root: Path, *, ignore_empty_sidecars: bool = False) -> dict[str, s
     """{relative path: sha256} for every file and folder under ``root``.
 
     ``ignore_empty_sidecars`` drops empty ``-wal`` and the ``-shm`` files that
-    a read-only SQLite open of a WAL store may create (DESIGN.md §1 allows it).
+    a read-only SQLite open of a WAL store may create (allowed: no data changes).
     """
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -49,3 +50,39 @@ def prediction_ids(ws: Path) -> set[str]:
 FIXTURES = Path(__file__).parent / "fixtures"
 #: Workspaces written by real old nirs4all releases (tests/fixtures/make_legacy_fixtures.py).
 LEGACY_FIXTURES = FIXTURES / "legacy"
+
+
+def replay_chains(workspace: Path) -> dict[str, Any]:
+    """``{chain_id: y_pred}`` for every chain that a live prediction of ``workspace`` uses.
+
+    Each chain is replayed with ``nirs4all.predict(chain_id=..., workspace_path=...)`` on fixed
+    spectra generated like the demo's (same feature count), so two calls on workspaces holding
+    the same fitted models give equal arrays.  A chain that cannot be replayed raises.
+    """
+    import sqlite3
+
+    import nirs4all
+    import numpy as np
+
+    db = sqlite3.connect(f"file:{workspace / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT DISTINCT p.chain_id, p.task_type FROM predictions p WHERE p.chain_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    finally:
+        db.close()
+    spectra: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for chain_id, task in rows:
+        kind = "classification" if "classif" in str(task or "") else "regression"
+        if kind not in spectra:
+            gen = nirs4all.generate.classification if kind == "classification" else nirs4all.generate.regression
+            spectra[kind] = _features(gen(n_samples=12, random_state=123))
+        result = nirs4all.predict(chain_id=str(chain_id), data=spectra[kind], workspace_path=str(workspace))
+        out[str(chain_id)] = np.asarray(result.y_pred if hasattr(result, "y_pred") else result)
+    return out
+
+
+def _features(dataset: Any) -> Any:
+    """The X matrix of a generated SpectroDataset."""
+    return dataset.x({}, layout="2d")

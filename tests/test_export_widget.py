@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from n4a_widgets import ExportPicker
-from n4a_widgets.widgets.export_picker import download_path
+from n4a_widgets.widgets.export_picker import download_link, download_path
 
 from helpers import tree_hash
 
@@ -43,7 +43,9 @@ def test_twins_export_with_filters(demo_ws: Path, tmp_path: Path) -> None:
     assert w.report["format"] == "zip" and w.report["partition"] == "val"
     with zipfile.ZipFile(tmp_path / "val.zip") as zf:
         assert sorted(zf.namelist()) == ["corn_moisture.parquet", "tablets.parquet"]
-    assert w.download_path == ""  # not under the kernel's folder
+    assert w.download_path == "" and "outside the folder" in w.download_reason  # not under the server root
+    w.server_root = str(tmp_path)  # what the page reports: now the link can be built
+    assert w.download_path == "val.zip" and w.download_reason == ""
     json.dumps(w.report)
 
 
@@ -82,6 +84,23 @@ def test_download_path_rules(tmp_path: Path) -> None:
     assert download_path(nb / "out" / "x.parquet", cwd=nb, session_name="sub/nb.ipynb") == "sub/out/x.parquet"
     assert download_path(tmp_path / "x.zip", cwd=nb, session_name="") == ""
     assert download_path(nb / "x.zip", cwd=nb, session_name="/abs/nb.ipynb") == "x.zip"
+
+
+def test_download_link_from_the_server_root(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    nb = root / "notebooks"
+    nb.mkdir(parents=True)
+    # The common case (issue 16): server root above the notebook folder, absolute session path.
+    assert download_link(nb / "a b.zip", server_root=str(root), cwd=nb,
+                         session_name=str(nb / "nb.ipynb")) == ("notebooks/a b.zip", "")
+    assert download_link(nb / "x.zip", cwd=nb, session_name="notebooks/nb.ipynb") == ("notebooks/x.zip", "")
+    path, reason = download_link(tmp_path / "x.zip", server_root=str(root), cwd=nb)
+    assert path == "" and "outside the folder this Jupyter server shares" in reason and str(root) in reason
+    path, reason = download_link(root / ".cache" / "x.zip", server_root=str(root), cwd=nb)
+    assert path == "" and "hidden folder" in reason
+    # the server root as the page gives it, with ~ and a trailing slash
+    home = Path.home()
+    assert download_link(home / "p" / "y.zip", server_root="~/p/")[0] == "y.zip"
 
 
 def test_bad_workspace_shows_error(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ def _done(w: MaintenancePanel) -> None:
 
 def test_loads_choices_and_histogram(demo_ws: Path) -> None:
     w = MaintenancePanel(demo_ws)
+    _done(w)  # loads in the background: the cell is not blocked
     assert w.choices["datasets"] == ["corn moisture", "tablets", "wheat.protein v2"]
     assert "val_score" in w.choices["score_metrics"] and "val" in w.choices["partitions"]
     groups = w.distribution["groups"]
@@ -113,6 +114,7 @@ def test_busy_reason_names_another_processes_job(demo_ws: Path) -> None:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
         w = MaintenancePanel(demo_ws)
+        _done(w)
         assert "other kernel's compact" in w.busy_reason
         w.compact()
         w.wait(60)
@@ -121,7 +123,17 @@ def test_busy_reason_names_another_processes_job(demo_ws: Path) -> None:
         proc.kill()
         proc.wait()
     w.refresh()
+    _done(w)
     assert w.busy_reason == ""
+
+
+def test_construction_does_not_wait_for_the_workspace(demo_ws: Path) -> None:
+    """Issue 16: the cell returns at once; the load runs as a job and the first action waits for it."""
+    w = MaintenancePanel(demo_ws)
+    assert w.job_name == "Loading workspace" and w._loading is not None
+    w.preview_remove_bottom(0.3)  # waits for the load, then previews
+    _done(w)
+    assert w.choices["datasets"] and w.preview["operation"] == "remove_bottom"
 
 
 def test_bad_path_shows_error() -> None:

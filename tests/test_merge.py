@@ -366,7 +366,7 @@ def test_confirm_reuses_the_previewed_plan_once(ws3: dict[str, Path], monkeypatc
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(merge_mod, "build_plan", counting)
+    monkeypatch.setattr(merge_mod.plan, "build_plan", counting)
     ws = Workspace(ws3["b"])
     preview = ws.merge([ws3["a"], ws3["c"]])
     done = ws.merge([ws3["a"], ws3["c"]], dry_run=False, plan_id=preview.plan_id)

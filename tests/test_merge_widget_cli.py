@@ -82,12 +82,44 @@ def test_widget_refuses_changed_plan_and_shows_errors(family: dict[str, Path]) -
     assert w.state == "error" and "does not exist" in w.error["message"]
 
 
-def test_widget_legacy_source_points_to_migration_wizard(family: dict[str, Path], legacy_copy) -> None:
-    w = MergeStores(family["target"], sources=[legacy_copy("v0_8_11_sqlite")])
-    w.preview()
-    assert w.wait(120)
+def test_widget_refuses_a_legacy_source_when_added_and_points_to_migration_wizard(
+    family: dict[str, Path], legacy_copy,
+) -> None:
+    from n4a_widgets.core.errors import UnsupportedFormatError
+
+    legacy = legacy_copy("v0_8_11_sqlite")
+    w = MergeStores(family["target"], sources=[legacy])
+    assert w.sources == []  # refused at once, not at preview
     assert w.state == "error" and w.error["type"] == "UnsupportedFormatError"
     assert "MigrationWizard" in w.error["hint"]
+    with pytest.raises(UnsupportedFormatError):
+        w.add_source(legacy)
+    with pytest.raises(InvalidArgumentError, match="holds no nirs4all store"):
+        w.add_source(family["root"] / "not_a_workspace")
+    with pytest.raises(InvalidArgumentError, match="target workspace itself"):
+        w.add_source(family["target"])
+    assert w.sources == []
+
+
+def test_widget_takes_a_zip_source_and_lists_archives_next_to_the_target(family: dict[str, Path]) -> None:
+    import zipfile
+
+    archive = family["root"] / "workspace.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in family["bob"].rglob("*"):
+            if p.is_file():
+                zf.write(p, f"workspace/{p.relative_to(family['bob']).as_posix()}")
+    w = MergeStores(family["target"])
+    assert any(s["archive"] and s["name"] == "workspace.zip" for s in w.siblings)
+    w.add_source(archive)
+    assert w.source_info[0]["archive"] and w.source_info[0]["predictions"] > 0
+    assert w.available_datasets == ["synthetic_regression", "tablets"]
+    w.preview()
+    assert w.wait(120) and w.state == "done", w.error
+    assert w.preview_report["sources"][0]["archive"] and w.preview_report["chains_added"] > 0
+    w.confirm()
+    assert w.wait(300) and w.state == "done", w.error
+    assert w.report["added"] == w.report["predictions_after"] > 0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,11 +25,14 @@ def test_wizard_dry_run_then_start(legacy_copy) -> None:
     assert w.state == "done", w.error
     assert w.plan["dry_run"] and w.plan["total_rows"] == 42
     assert w.plan["backup_path"].startswith(str(source) + ".legacy-")
+    promised = w.plan["backup_path"]
     assert tree_hash(source) == before
     w.start()
     assert w.wait(300)
     assert w.state == "done", w.error
     assert w.report["state"] == "published" and w.report["verification_passed"]
+    assert w.report["backup_path"] == promised  # the dry run named the real backup (issue 16)
+    assert not list(source.parent.glob(".*.n4a-migration.lock"))
     assert w.status["storage_mode"] == "migrated"
     assert tree_hash(Path(w.report["backup_path"])) == before
 
@@ -39,18 +42,33 @@ def test_wizard_button_messages_and_output(legacy_copy, tmp_path: Path) -> None:
     w = MigrationWizard(source)
     w._on_message(w, {"action": "set_output", "args": {"output": str(tmp_path / "new")}}, [])
     assert w.output == str(tmp_path / "new")
+    w._on_message(w, {"action": "start"}, [])  # Start without a preview is refused
+    assert w.state == "error" and "Preview the migration first" in w.error["message"]
+    assert Workspace(source).status().storage_mode == "legacy" and not (tmp_path / "new").exists()
+    w._on_message(w, {"action": "dry_run"}, [])
+    assert w.wait(120) and w.state == "done", w.error
+    assert w.plan["output_path"] == str(tmp_path / "new") and w.preview["operation"] == "migrate"
     w._on_message(w, {"action": "start"}, [])
     assert w.wait(300) and w.state == "done", w.error
     assert w.report["output_path"] == str(tmp_path / "new") and w.report["backup_path"] is None
     assert Workspace(source).status().storage_mode == "legacy"
+    assert not list(source.parent.glob(".*.n4a-migration.lock"))  # no empty lock file left beside the source
+    health = w.open_storage_health()  # the "Open StorageHealth" button's twin
+    assert health.wait(60) and health.state == "done", health.error
+    assert w.health["workspace_path"] == str(tmp_path / "new") and w.health["report"]["total_predictions"] > 0
+    w._on_message(w, {"action": "health_action", "args": {"content": {"action": "integrity_check"}}}, [])
+    assert health.wait(60) and w.health["report"]["deep"] is True
+    w.close()
+    assert health.comm is None  # closed with the wizard
 
 
 def test_wizard_shows_failure_and_keeps_source(legacy_copy) -> None:
     source = legacy_copy("v0_6_2_runs_tree")
     w = MigrationWizard(source)
-    w.start()
+    w.preview()
     w.wait(60)
     assert w.state == "error" and w.error["type"] == "UnsupportedFormatError"
+    assert w.preview == {}
 
 
 def test_wizard_resume_and_rollback_of_mid_migration(legacy_copy) -> None:

@@ -1,4 +1,4 @@
-"""The public names of DESIGN.md §3, importable from the top-level package."""
+"""The public API (names and signatures outside callers rely on), importable from the top-level package."""
 
 from __future__ import annotations
 
@@ -34,28 +34,65 @@ def test_widgets_are_anywidgets() -> None:
         assert "render" in path.read_text()
 
 
+REQUIRED = {
+    "status": [], "health": [], "stats": [], "compact": [], "clean_dead_links": [], "remove_bottom": ["fraction"],
+    "export": ["dest"], "query": ["sql"], "migrate": [], "merge": ["sources"],
+}
+#: DESIGN.md §3: the options and their defaults (keyword-only, after the required arguments).
+OPTIONS = {
+    "compact": {"dataset_name": None},
+    "clean_dead_links": {"dry_run": True, "plan_id": None},
+    "remove_bottom": {"metric": "val_score", "partition": "val", "dataset_name": None, "dry_run": True,
+                      "plan_id": None},
+    "export": {"datasets": None, "partition": None, "model_name": None, "format": "auto"},
+    "query": {"limit": 1000, "timeout_s": 30},
+    "migrate": {"dry_run": True, "output": None},
+    "merge": {"on_conflict": "keep_best", "datasets": None, "dry_run": True, "plan_id": None},
+}
+WRITING = ("compact", "clean_dead_links", "remove_bottom", "migrate", "merge")
+
+
 def test_workspace_signatures() -> None:
-    expected = {
-        "status": [],
-        "health": [],
-        "stats": [],
-        "compact": ["dataset_name"],
-        "clean_dead_links": ["dry_run", "plan_id"],
-        "remove_bottom": ["fraction", "metric", "partition", "dataset_name", "dry_run", "plan_id"],
-        "export": ["dest", "datasets", "partition", "model_name", "format"],
-        "query": ["sql", "limit", "timeout_s"],
-        "migrate": ["dry_run", "output"],
-        "merge": ["sources", "on_conflict", "datasets", "dry_run", "plan_id"],
-    }
-    for method, params in expected.items():
-        sig = inspect.signature(getattr(Workspace, method))
-        positional = [p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD][1:]
-        assert positional[: len(params)] == params, (method, positional)
-    defaults = inspect.signature(Workspace.remove_bottom).parameters
-    assert defaults["metric"].default == "val_score" and defaults["partition"].default == "val"
-    assert defaults["dry_run"].default is True
-    assert inspect.signature(Workspace.merge).parameters["on_conflict"].default == "keep_best"
-    assert inspect.signature(Workspace.query).parameters["limit"].default == 1000
+    for method, required in REQUIRED.items():
+        params = inspect.signature(getattr(Workspace, method)).parameters
+        positional = [p.name for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD][1:]
+        assert positional == required, (method, positional)
+        for name, default in OPTIONS.get(method, {}).items():
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (method, name)
+            assert params[name].default == default, (method, name, params[name].default)
+    for method in WRITING:
+        params = inspect.signature(getattr(Workspace, method)).parameters
+        assert params["dry_run"].default is True, method
+        assert "force" in params, method
     for method in ("health", "compact", "clean_dead_links", "remove_bottom", "export", "migrate", "merge"):
         params_ = inspect.signature(getattr(Workspace, method)).parameters
         assert "progress" in params_ and "cancel" in params_, method
+
+
+def test_options_are_keyword_only_at_call_time(tmp_path) -> None:
+    import pytest
+
+    ws = Workspace(tmp_path)
+    with pytest.raises(TypeError):
+        ws.remove_bottom(0.1, "val_score")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ws.query("SELECT 1", 10)  # type: ignore[misc]
+
+
+def test_fleet_names() -> None:
+    """DESIGN §3, second round: scan_workspaces and WorkspaceBrowser from the top-level package."""
+    import anywidget
+
+    from n4a_widgets import WorkspaceBrowser, scan_workspaces
+
+    assert "scan_workspaces" in n4a_widgets.__all__ and "WorkspaceBrowser" in n4a_widgets.__all__
+    params = inspect.signature(scan_workspaces).parameters
+    assert list(params)[:4] == ["root", "max_depth", "progress", "cancel"]
+    assert params["max_depth"].default == 6
+    assert all(params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in ("max_depth", "progress", "cancel"))
+    assert issubclass(WorkspaceBrowser, anywidget.AnyWidget) and WorkspaceBrowser.__doc__
+    entry_keys = {"path", "storage_mode", "format", "migration_needed", "size_bytes", "total_predictions", "datasets",
+                  "last_run_at", "pending_tombstones", "error"}
+    from n4a_widgets.core.fleet import FleetEntry
+
+    assert entry_keys <= set(FleetEntry.__dataclass_fields__)

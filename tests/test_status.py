@@ -142,6 +142,11 @@ def _as_nobody():
 
 
 def test_no_read_permission(demo_master: Path) -> None:
+    # Import as root all the package code the 'nobody' steps run: the clone may sit
+    # in a folder 'nobody' cannot enter (a 0700 temp dir), and only the workspace's
+    # permissions are under test here.
+    import n4a_widgets.core.health  # noqa: F401
+    import n4a_widgets.core.status  # noqa: F401
     from n4a_widgets import StorageHealth
 
     if os.geteuid() != 0:

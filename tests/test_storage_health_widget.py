@@ -33,8 +33,9 @@ def test_button_messages_reach_the_twins(demo_ws: Path) -> None:
     w._on_message(w, {"action": "refresh"}, [])  # what the JS Refresh button sends
     assert w.wait(60)
     assert w.report["total_datasets"] == 3
-    w._on_message(w, {"action": "no-such-action"}, [])
-    assert w.state == "done"
+    w._on_message(w, {"action": "no-such-action"}, [])  # never silently dropped
+    assert w.state == "error" and w.error["type"] == "InvalidArgumentError"
+    assert "no-such-action" in w.error["message"]
 
 
 def test_bad_path_shows_error_not_traceback(tmp_path: Path) -> None:
@@ -84,3 +85,19 @@ def test_esm_bundle_is_built() -> None:
     path = bundle("storage_health")
     assert path.exists(), "run `npm run build`"
     assert "integrity_check" in path.read_text()
+
+
+def test_path_is_normalised_and_other_is_explained(demo_ws: Path) -> None:
+    w = StorageHealth(str(demo_ws / "arrays" / ".."))
+    assert w.workspace_path == str(demo_ws)  # not ".../arrays/.."
+    assert w.wait(60) and w.state == "done", w.error
+    other = w.usage_notes["Other"]
+    assert "native_results/" in [e["name"] for e in other["entries"]] and "result bundle" in other["text"]
+    assert "Prediction arrays" not in w.usage_notes  # real Parquet files: their size says it all
+
+
+def test_legacy_duckdb_says_arrays_are_inside_the_duckdb_file(legacy_copy) -> None:
+    w = StorageHealth(legacy_copy("v0_7_1_duckdb_inline"))
+    assert w.wait(60)
+    assert w.usage_notes["Prediction arrays"]["inline"] is True
+    assert "store.duckdb" in w.usage_notes["Prediction arrays"]["text"]

@@ -61,6 +61,19 @@ export function formatDuration(seconds) {
   return `${m} min ${Math.round(seconds - 60 * m)} s`;
 }
 
+/**
+ * An ISO timestamp (UTC from Python) in the reader's local time.
+ * @param {string | undefined | null} iso
+ */
+export function formatTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return d.toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
 /** @param {number} n */
 export function formatCount(n) {
   return Number.isFinite(n) ? n.toLocaleString("en-US") : "–";
@@ -110,6 +123,47 @@ export function actionButton(model, label, action, opts = {}) {
   );
 }
 
+export const KERNEL_LOST_MESSAGE = "The kernel restarted; this job's state is lost — run the cell again.";
+
+/**
+ * Call `onLost` once when the page loses this widget's kernel (a restart or a
+ * shutdown).  The widget manager marks every model "not live" then and fires
+ * `comm_live_update`; nothing the widget shows is true any more and nothing it
+ * sends can arrive.  Returns an unsubscribe function.
+ * @param {Model} model
+ * @param {() => void} onLost
+ */
+export function onKernelLost(model, onLost) {
+  let fired = false;
+  const handler = () => {
+    if (fired) return;
+    fired = true;
+    onLost();
+  };
+  model.on("comm_live_update", handler);
+  return () => model.off("comm_live_update", handler);
+}
+
+/**
+ * Freeze a widget whose kernel is gone: every control disabled for good, also
+ * those a later redraw creates.  Returns a function that stops watching.
+ * @param {HTMLElement | null} root
+ */
+function freeze(root) {
+  if (!root) return () => {};
+  root.dataset.kernelLost = "true";
+  const disableAll = () => {
+    for (const c of root.querySelectorAll("button, input, select, textarea")) {
+      const control = /** @type {HTMLButtonElement} */ (c);
+      if (!control.disabled) control.disabled = true;
+    }
+  };
+  disableAll();
+  const observer = new MutationObserver(disableAll);
+  observer.observe(root, { childList: true, subtree: true });
+  return () => observer.disconnect();
+}
+
 /**
  * Progress bar with percent, step text, elapsed time and Cancel.
  * @param {Model} model
@@ -140,19 +194,32 @@ export function progressPanel(model) {
     labelText();
   };
   update();
-  const timer = setInterval(() => {
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let timer = setInterval(() => {
     if (model.get("state") === "running") labelText();
   }, 500);
   const unsubscribe = onChange(model, ["state", "progress", "message", "elapsed"], update);
-  const dispose = () => {
-    clearInterval(timer);
+  const stopTimer = () => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+  };
+  const unwatch = onKernelLost(model, () => {
+    stopTimer(); // the job is gone with the kernel: stop counting
     unsubscribe();
+    el.style.display = "none";
+  });
+  const dispose = () => {
+    stopTimer();
+    unsubscribe();
+    unwatch();
   };
   return { el, dispose };
 }
 
 /**
- * The error area: type, message and hint; hidden when there is no error.
+ * The error area: title, message and hint; hidden when there is no error.
+ * Python words all three for people (widgets/messages.py); the exception's
+ * class name (`type`) is for code and is never shown.
  * @param {Model} model
  */
 export function errorPanel(model) {
@@ -166,13 +233,29 @@ export function errorPanel(model) {
     }
     el.style.display = "";
     el.append(
-      h("strong", { class: "n4a-error-type" }, String(err.type || "Error")),
+      h("strong", { class: "n4a-error-type", "data-error-type": String(err.type || "") },
+        String(err.title || "Something went wrong")),
       h("span", { class: "n4a-error-message" }, ` ${err.message}`),
     );
     if (err.hint) el.append(h("div", { class: "n4a-error-hint" }, String(err.hint)));
   };
   update();
-  const dispose = onChange(model, ["error"], update);
+  const unsubscribe = onChange(model, ["error"], update);
+  let unfreeze = () => {};
+  const unwatch = onKernelLost(model, () => {
+    unsubscribe();
+    el.replaceChildren(
+      h("strong", { class: "n4a-error-type", "data-error-type": "KernelLost" }, "Kernel restarted"),
+      h("span", { class: "n4a-error-message", "data-kernel-lost": "" }, ` ${KERNEL_LOST_MESSAGE}`),
+    );
+    el.style.display = "";
+    unfreeze = freeze(/** @type {HTMLElement | null} */ (el.closest(".n4a-widget")));
+  });
+  const dispose = () => {
+    unsubscribe();
+    unwatch();
+    unfreeze();
+  };
   return { el, dispose };
 }
 
@@ -203,8 +286,9 @@ export function badge(text, color) {
 }
 
 /**
- * Horizontal stacked bar with a legend.
- * @param {{label: string, value: number, color: string}[]} segments
+ * Horizontal stacked bar with a legend; a segment's `note` is shown in its
+ * legend entry (and its tooltip) instead of a bare size.
+ * @param {{label: string, value: number, color: string, note?: string, valueText?: string}[]} segments
  * @param {(v: number) => string} [fmt]
  */
 export function stackedBar(segments, fmt = formatBytes) {
@@ -220,9 +304,9 @@ export function stackedBar(segments, fmt = formatBytes) {
         style: { width: `${share}%`, background: seg.color },
       }));
     }
-    legend.append(h("span", { class: "n4a-legend-item" },
+    legend.append(h("span", { class: "n4a-legend-item", "data-legend": seg.label, title: seg.note },
       h("span", { class: "n4a-swatch", style: { background: seg.color } }),
-      `${seg.label} ${fmt(seg.value)}`));
+      `${seg.label} ${seg.valueText ?? fmt(seg.value)}`));
   }
   return h("div", { class: "n4a-stack-wrap" }, bar, legend);
 }
@@ -249,6 +333,7 @@ export function table(columns, rows, opts = {}) {
  * @param {boolean} busy
  */
 export function setBusy(root, busy) {
+  if (root.dataset.kernelLost) return; // stays frozen: the kernel is gone
   for (const b of root.querySelectorAll("button[data-action]")) {
     const btn = /** @type {HTMLButtonElement} */ (b);
     if (btn.dataset.action !== "cancel") btn.disabled = busy;

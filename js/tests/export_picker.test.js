@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import widget, { downloadHref } from "../export_picker.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const choices = {
   datasets: [
@@ -85,21 +85,27 @@ describe("ExportPicker", () => {
     const config = document.createElement("script");
     config.id = "jupyter-config-data";
     config.type = "application/json";
-    config.textContent = JSON.stringify({ baseUrl: "/user/ana/" });
+    config.textContent = JSON.stringify({ baseUrl: "/user/ana/", serverRoot: "/home/ana/project" });
     document.head.append(config);
-    const { el } = setup({ job_name: "Export", report, download_path: "out dir/ws predictions.zip" });
+    const { el, model } = setup({ job_name: "Export", report, download_path: "out dir/ws predictions.zip" });
+    expect(model.get("server_root")).toBe("/home/ana/project"); // Python builds the link from it
     expect(el.querySelector("[data-result]").textContent).toContain("Exported 64 predictions");
     expect(el.querySelectorAll(".n4a-files li").length).toBe(2);
     const link = el.querySelector("[data-link=download]");
     expect(link.getAttribute("href")).toBe("/user/ana/files/out%20dir/ws%20predictions.zip");
+    expect(link.classList.contains("n4a-btn")).toBe(true); // looks like a button, not bare text
+    config.remove();
   });
 
   it("has no link when the file is outside the notebook folder", () => {
-    const { el } = setup({ job_name: "Export", report, download_path: "" });
+    const reason = "No download link: /data/x.zip is outside the folder this Jupyter server shares (/srv).";
+    const { el } = setup({ job_name: "Export", report, download_path: "", download_reason: reason });
     expect(el.querySelector("[data-link]")).toBeNull();
+    expect(el.querySelector("[data-note=no-link]").textContent).toBe(reason);
     expect(downloadHref("a/b.parquet")).toBe("/files/a/b.parquet");
   });
 
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

@@ -50,9 +50,13 @@ export function mount(widget, traits) {
 export function itShowsErrorsAndCleansUp(setup) {
   it("shows errors in the error area", () => {
     const { el, model } = setup();
-    model.set("error", { type: "WorkspaceBusyError", message: "busy elsewhere", hint: "wait" });
-    expect(el.querySelector(".n4a-error").textContent).toContain("busy elsewhere");
-    expect(el.querySelector(".n4a-error").textContent).toContain("wait");
+    model.set("error", { type: "WorkspaceBusyError", title: "The workspace is busy", message: "busy elsewhere",
+      hint: "wait" });
+    const text = el.querySelector(".n4a-error").textContent;
+    expect(text).toContain("The workspace is busy");
+    expect(text).toContain("busy elsewhere");
+    expect(text).toContain("wait");
+    expect(text).not.toContain("WorkspaceBusyError"); // class names are for code, not for people
   });
 
   it("cleanup removes its DOM and every listener", () => {
@@ -61,5 +65,40 @@ export function itShowsErrorsAndCleansUp(setup) {
     cleanup();
     expect(model.listenerCount()).toBe(0);
     expect(el.children.length).toBe(0);
+  });
+}
+
+/**
+ * Every widget: when the kernel restarts (the widget manager fires
+ * `comm_live_update`), say so, stop the timers and disable every control.
+ * @param {() => {model: FakeModel, el: HTMLElement, cleanup: () => void}} setup
+ */
+export function itNoticesALostKernel(setup) {
+  it("says the kernel restarted, stops its timers and freezes its controls", async () => {
+    const { vi } = await import("vitest");
+    vi.useFakeTimers();
+    try {
+      const { el, model, cleanup } = setup();
+      model.set("state", "running");
+      model.set("message", "Converting…");
+      const label = el.querySelector(".n4a-progress-label");
+      for (const cb of [...(model.listeners.get("comm_live_update") ?? [])]) cb();
+      const text = el.querySelector(".n4a-error").textContent;
+      expect(text).toContain("The kernel restarted; this job's state is lost — run the cell again");
+      const frozen = label ? label.textContent : "";
+      vi.advanceTimersByTime(5000);
+      expect(label ? label.textContent : "").toBe(frozen); // no clock ticking for a dead job
+      expect(vi.getTimerCount()).toBe(0);
+      const controls = [...el.querySelectorAll("button, input, select, textarea")];
+      expect(controls.length).toBeGreaterThan(0);
+      expect(controls.every((c) => c.disabled)).toBe(true);
+      model.set("state", "done"); // a late redraw does not re-enable anything
+      await Promise.resolve();
+      expect([...el.querySelectorAll("button")].every((c) => c.disabled)).toBe(true);
+      cleanup();
+      expect(model.listenerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../maintenance_panel.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const group = {
   metric: "rmse", lower_is_better: true, total: 10, missing: 0,
@@ -98,5 +98,53 @@ describe("MaintenancePanel", () => {
     expect(el.querySelector("[data-banner=busy]").textContent).toContain("Compact is running");
   });
 
+  it("draws histograms with axes and values, each in its own spaced card", () => {
+    const { el } = setup({ distribution: { groups: [group, { ...group, metric: "r2" }] } });
+    const charts = el.querySelectorAll("[data-histogram]");
+    expect(charts.length).toBe(2);
+    for (const c of charts) {
+      expect(c.querySelector("[data-axis=x]")).not.toBeNull();
+      expect(c.querySelector("[data-axis=y]")).not.toBeNull();
+      expect(c.querySelectorAll("[data-tick=x]").length).toBe(3);
+      expect([...c.querySelectorAll("[data-tick=y]")].map((t) => t.textContent)).toContain("0");
+      expect(c.style.margin).not.toBe("");
+    }
+  });
+
+  it("moves the slider with the arrow keys and tells Python", () => {
+    const { el, model } = setup();
+    const slider = el.querySelector("[data-input=fraction]");
+    slider.value = "0.1";
+    const right = new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true, cancelable: true });
+    let reachedNotebook = false;
+    const spy = () => { reachedNotebook = true; };
+    document.addEventListener("keydown", spy);
+    slider.dispatchEvent(right);
+    document.removeEventListener("keydown", spy);
+    expect(Number(slider.value)).toBeCloseTo(0.11);
+    expect(model.get("fraction")).toBeCloseTo(0.11);
+    expect(reachedNotebook).toBe(false); // JupyterLab's cell navigation does not get it
+    slider.dispatchEvent(new KeyboardEvent("keydown", { key: "Home", bubbles: true }));
+    expect(model.get("fraction")).toBe(0);
+  });
+
+  it("does not paint Confirm red when nothing would be removed", () => {
+    const nothing = { ...preview, report: { ...preview.report, removed: 0, remaining: 10 } };
+    const { el, model } = setup({ preview: nothing });
+    const confirm = el.querySelector("[data-result=remove-bottom] [data-action=confirm]");
+    expect(confirm.className).not.toContain("danger");
+    expect(confirm.textContent).toContain("nothing to remove");
+    model.set("preview", preview);
+    expect(el.querySelector("[data-result=remove-bottom] [data-action=confirm]").className).toContain("danger");
+  });
+
+  it("says Loading workspace… until the choices arrive", () => {
+    const { el, model } = setup({ choices: {}, distribution: {}, state: "running" });
+    expect(el.querySelector("[data-loading]").textContent).toBe("Loading workspace…");
+    model.set("choices", { datasets: ["corn"], score_metrics: ["val_score"], partitions: ["val"] });
+    expect(el.querySelector("[data-loading]")).toBeNull();
+  });
+
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

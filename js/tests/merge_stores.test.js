@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../merge_stores.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const strategies = {
   keep_best: "Keep the better validation score.",
@@ -17,7 +17,32 @@ const preview = {
     conflict_details: [{ key: { dataset_name: "wheat", model_name: "PLS", fold_id: "0", partition: "val" },
       source_id: "s1", target_id: "t1", winner: "source", source_score: 0.1, target_score: 0.2 }],
   }],
+  chains_added: 2, chains_removed: 1, artifacts_added: 1, artifacts_removed: 1, artifact_bytes_added: 2048,
+  artifact_bytes_removed: 1024,
+  chain_changes: [
+    { change: "added", dataset: "wheat", model_class: "sklearn.PLSRegression", preprocessings: "MinMax", predictions: 9,
+      chain_id: "c1", source: "team_b" },
+    { change: "added", dataset: "corn", model_class: "sklearn.PLSRegression", preprocessings: "", predictions: 3,
+      chain_id: "c2", source: "team_b" },
+    { change: "removed", dataset: "wheat", model_class: "sklearn.PLSRegression", preprocessings: "MinMax",
+      predictions: 3, chain_id: "t9", source: "" },
+  ],
+  artifact_changes: [
+    { change: "added", artifact_id: "a1", operator_class: "sklearn.Pipeline", artifact_type: "model", size_bytes: 2048,
+      source: "team_b" },
+    { change: "removed", artifact_id: "a0", operator_class: "sklearn.Pipeline", artifact_type: "model",
+      size_bytes: 1024, source: "" },
+  ],
 };
+
+/** @param {number} n */
+function manyConflicts(n) {
+  return Array.from({ length: n }, (_, i) => ({
+    key: { dataset_name: "wheat", model_name: "PLS", fold_id: String(i % 3), partition: "val", metric: "rmse",
+      refit_context: i % 2 ? "standalone" : null },
+    source_id: `s${i}`, target_id: `t${i}`, winner: "target", source_score: 0.3, target_score: 0.2,
+  }));
+}
 
 function setup(traits = {}) {
   return mount(widget, {
@@ -72,12 +97,32 @@ describe("MergeStores", () => {
     expect(confirm.disabled).toBe(false);
     expect(el.querySelector("[data-summary=preview]").textContent).toContain("Will add 12");
     expect(el.querySelector("[data-table=sources] tbody tr").textContent).toContain("team_b");
-    expect(el.querySelector("[data-table=conflicts] tbody tr").textContent).toContain("source replaces target");
+    expect(el.querySelector("[data-table=conflicts] tbody tr").textContent).toContain("source replaces the target's");
     confirm.click();
     expect(model.sent.at(-1).content).toEqual({ action: "confirm", args: {} });
     model.set("state", "running");
     expect(confirm.disabled).toBe(true);
     expect(el.querySelector("button[data-action=cancel]").disabled).toBe(false);
+  });
+
+  it("caps the conflict table with a count, scrollable, showing the key parts that differ", () => {
+    const sources = [{ ...preview.sources[0], conflicts: 98, conflict_details: manyConflicts(98) }];
+    const { el } = setup({ preview_report: { ...preview, conflicts: 98, sources }, plan_id: "abc123" });
+    expect(el.querySelectorAll("[data-table=conflicts] tbody tr").length).toBe(50);
+    expect(el.querySelector("[data-count=conflicts]").textContent).toBe("Showing 50 of 98 conflicts");
+    expect(el.querySelector("[data-list=conflicts] .n4a-scroll").getAttribute("style")).toContain("overflow: auto");
+    const head = el.querySelector("[data-table=conflicts] thead").textContent;
+    expect(head).toContain("fold");
+    expect(head).toContain("refit");
+    expect(head).not.toContain("metric"); // the same on every row: it tells nothing apart
+  });
+
+  it("lists the chains and model files to add and remove", () => {
+    const { el } = setup({ preview_report: preview, plan_id: "abc123" });
+    expect(el.querySelectorAll("[data-table=chains] tbody tr").length).toBe(3);
+    expect(el.querySelector("[data-table=chains]").textContent).toContain("to remove");
+    expect(el.querySelectorAll("[data-table=artifacts] tbody tr").length).toBe(2);
+    expect(el.querySelector("[data-summary=lineage]").textContent).toContain("2 chain(s) and 1 model file(s)");
   });
 
   it("shows the executed report", () => {
@@ -87,4 +132,5 @@ describe("MergeStores", () => {
 
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

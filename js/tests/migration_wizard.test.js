@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../migration_wizard.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const legacy = { storage_mode: "legacy", format: "duckdb-workspace", layout: "duckdb-inline-arrays", migration_needed: true,
   message: "Legacy DuckDB store." };
@@ -27,7 +27,7 @@ describe("MigrationWizard", () => {
   it("shows the legacy banner, current stats and the main buttons", () => {
     const { el } = setup();
     expect(el.querySelector("[data-banner]").style.display).toBe("");
-    expect(el.querySelector("[data-banner]").textContent).toContain("Legacy storage found");
+    expect(el.querySelector("[data-banner]").textContent).toContain("Legacy storage: ");
     expect(el.querySelector(".n4a-badge").textContent).toBe("Legacy");
     expect(el.querySelector("[data-facts=current]").textContent).toContain("duckdb-inline-arrays");
     expect(el.querySelector("[data-buttons=main]").style.display).toBe("");
@@ -55,7 +55,12 @@ describe("MigrationWizard", () => {
     const { el, model } = setup();
     el.querySelector("[data-buttons=main] [data-action=dry_run]").click();
     expect(model.sent.at(-1).content.action).toBe("dry_run");
-    el.querySelector("[data-action=start]").click();
+    expect(el.querySelector("[data-action=start]").disabled).toBe(true); // no preview yet: no Start
+    model.set("plan", plan);
+    const start = el.querySelector("[data-action=start]");
+    expect(start.disabled).toBe(false);
+    expect(start.textContent).toContain("ws.legacy-20260101T000000Z"); // the confirm names the backup
+    start.click();
     expect(model.sent.at(-1).content.action).toBe("start");
     model.set("state", "running");
     model.set("elapsed", 10);
@@ -71,6 +76,34 @@ describe("MigrationWizard", () => {
     expect(result).toContain("/data/ws.legacy-x");
     expect(el.querySelector("[data-verification]").dataset.verification).toBe("passed");
     expect(el.querySelector("[data-banner]").style.display).toBe("none");
+  });
+
+  it("when done with an output folder: no Legacy banner, no Start, the form hidden, Open StorageHealth offered", () => {
+    const report = { ...done, output_path: "/data/new_ws", backup_path: null };
+    const { el, model } = setup({ report, plan: {}, output: "/data/new_ws", health: {} }); // the source stays legacy
+    expect(el.querySelector("[data-banner]").style.display).toBe("none");
+    expect(el.querySelector("[data-buttons=main]").style.display).toBe("none");
+    expect(el.querySelector("[data-row=output]").style.display).toBe("none");
+    const open = el.querySelector("[data-buttons=done] [data-action=open_storage_health]");
+    expect(el.querySelector("[data-buttons=done]").style.display).toBe("");
+    open.click();
+    expect(model.sent.at(-1).content.action).toBe("open_storage_health");
+    model.set("health", {
+      workspace_path: "/data/new_ws", state: "done", error: {}, status: { storage_mode: "migrated" },
+      stats: { space_usage: [] }, report: { total_predictions: 42, total_datasets: 3, datasets: [] },
+    });
+    const health = el.querySelector("[data-section=health] .n4a-storage-health");
+    expect(health.textContent).toContain("/data/new_ws");
+    health.querySelector("[data-action=integrity_check]").click();
+    expect(model.sent.at(-1).content).toEqual({ action: "health_action",
+      args: { content: { action: "integrity_check", args: {} } } });
+  });
+
+  it("does not repeat itself in the banner", () => {
+    const message = "A migration of this workspace was interrupted (phase source_renamed).";
+    const { el } = setup({ status: { storage_mode: "mid_migration", migration_needed: true, message } });
+    const text = el.querySelector("[data-banner]").textContent;
+    expect(text.match(/interrupted/gi).length).toBe(1);
   });
 
   it("on failure shows the error and that the original is untouched", () => {
@@ -93,4 +126,5 @@ describe("MigrationWizard", () => {
   });
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import widget from "../storage_health.js";
-import { itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
+import { itNoticesALostKernel, itShowsErrorsAndCleansUp, mount } from "./fake_model.js";
 
 const report = {
   total_predictions: 5, total_datasets: 2, pending_tombstones: 1, orphan_metadata_count: 0, orphan_array_count: 0,
@@ -56,8 +56,39 @@ describe("StorageHealth", () => {
     expect(el.querySelector("[data-action=cancel]").disabled).toBe(false);
   });
 
+  it("paints 'Loading workspace…' at once, never an empty workspace before it is known", () => {
+    const { el, model } = setup({ report: {}, stats: {}, status: {}, state: "running" });
+    expect(el.textContent).toContain("Loading workspace…");
+    expect(el.textContent).not.toContain("0 datasets");
+    expect(el.textContent).not.toContain("No datasets yet");
+    model.set("report", report);
+    expect(el.querySelector("[data-loading]")).toBeNull();
+  });
+
+  it("shows the check time in local time, not raw ISO UTC", () => {
+    const { el } = setup();
+    const stamp = el.querySelector("[data-checked-at]");
+    expect(stamp.textContent).not.toContain("T00:00:00");
+    expect(stamp.textContent).toContain(new Date(report.checked_at).toLocaleString(undefined, { year: "numeric" }));
+  });
+
+  it("explains Other and says when arrays sit inside the legacy DuckDB file", () => {
+    const notes = {
+      Other: { text: "Files outside the store: nirs4all's own result bundle per run.",
+        entries: [{ name: "native_results/", size_bytes: 2048 }] },
+      "Prediction arrays": { text: "Inside store.duckdb (legacy format).", entries: [], inline: true },
+    };
+    const { el } = setup({ usage_notes: notes, stats: { space_usage: [
+      { name: "Metadata store", size_bytes: 100 }, { name: "Prediction arrays", size_bytes: 0 },
+      { name: "Other", size_bytes: 4096 }] } });
+    expect(el.querySelector("[data-usage-note=Other]").textContent).toContain("native_results/ 2.0 KB");
+    const arrays = el.querySelector("[data-legend='Prediction arrays']").textContent;
+    expect(arrays).toContain("inside store.duckdb");
+    expect(arrays).not.toContain("0 B");
+  });
 
   itShowsErrorsAndCleansUp(setup);
+  itNoticesALostKernel(setup);
 });
 
 describe("progress panel", () => {

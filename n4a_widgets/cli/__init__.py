@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..core.errors import WorkspaceError
 
 #: Modules that add verbs, in help order.
-VERB_MODULES = ("read_commands", "maintenance", "migration", "sql", "export", "merge")
+VERB_MODULES = ("read_commands", "maintenance", "migration", "sql", "export", "merge", "fleet")
 
 
 def build_parser() -> argparse.ArgumentParser:

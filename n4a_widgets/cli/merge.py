@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from ..core.merge import STRATEGIES, MergeReport
-from ..core.merge import merge as merge_into
 from ..core.workspace import Workspace
 from .output import CliProgress, emit, human_bytes
 
@@ -23,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         + " ".join(f"{k}: {v}" for k, v in STRATEGIES.items()),
     )
     p.add_argument("target", help="workspace to merge into (an empty folder starts a new workspace)")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="workspaces to read from (never modified)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="workspaces (folders or .zip archives of one) to read from (never modified)")
     p.add_argument("--on-conflict", choices=sorted(STRATEGIES), default="keep_best",
                    help="what to do when both hold the same model result (default keep_best)")
     p.add_argument("--dataset", action="append", dest="datasets", metavar="D",
@@ -41,10 +41,15 @@ def summary(r: MergeReport) -> str:
         f"{head}: {r.message}",
         f"target {r.target}: {r.predictions_before} -> {r.predictions_after} predictions; "
         f"strategy {r.on_conflict}; ~{human_bytes(r.bytes)} of arrays",
+        f"models: {r.chains_added} chain(s) and {r.artifacts_added} model file(s) "
+        f"({human_bytes(r.artifact_bytes_added)}) {'to add' if r.dry_run else 'added'}; {r.chains_removed} chain(s) "
+        f"and {r.artifacts_removed} model file(s) ({human_bytes(r.artifact_bytes_removed)}) "
+        f"{'to remove' if r.dry_run else 'removed'} (no longer used by any prediction)",
     ]
     for s in r.sources:
         lines.append(
-            f"  {s.name}: {s.added} added, {s.removed} replaced, {s.conflicts} conflicts "
+            f"  {s.name}{' (.zip)' if s.archive else ''}: {s.added} added, {s.removed} replaced, "
+            f"{s.conflicts} conflicts "
             f"({s.kept_existing} kept the target's), {s.skipped} skipped; datasets {', '.join(s.datasets) or '-'}"
         )
         lines += [f"    ! {e}" for e in s.errors]
@@ -56,8 +61,8 @@ def summary(r: MergeReport) -> str:
 def _merge(args: argparse.Namespace) -> int:
     if args.plan_id and not args.yes:
         args.yes = True
-    r = merge_into(
-        Workspace(args.target), args.sources, on_conflict=args.on_conflict, datasets=args.datasets,
+    r = Workspace(args.target).merge(
+        args.sources, on_conflict=args.on_conflict, datasets=args.datasets,
         dry_run=not args.yes, plan_id=args.plan_id, progress=CliProgress(not args.json), force=args.force,
     )
     emit(r, args.json, summary(r))

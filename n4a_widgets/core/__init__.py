@@ -13,7 +13,7 @@ from .errors import (
     WorkspaceBusyError,
     WorkspaceError,
 )
-from .workspace import Workspace, as_workspace
+from .workspace import Workspace, as_workspace, scan_workspaces
 
 __all__ = [
     "CorruptStoreError",
@@ -29,4 +29,5 @@ __all__ = [
     "WorkspaceBusyError",
     "WorkspaceError",
     "as_workspace",
+    "scan_workspaces",
 ]

@@ -73,10 +73,14 @@ def describe_holder(holder: LockHolder | None) -> str:
 class WorkspaceLock:
     """Exclusive, cross-process lock for a job that writes to a workspace."""
 
-    def __init__(self, root: Path, operation: str, *, marker: Path | None = None) -> None:
+    def __init__(self, root: Path, operation: str, *, marker: Path | None = None,
+                 remove_on_release: bool | None = None) -> None:
         self.root = root
         self.operation = operation
         self.marker = marker if marker is not None else root / layout.JOB_LOCK_FILE
+        # A marker outside the workspace (the migration's, beside the source) is
+        # removed on release, so no empty ``.NAME.n4a-migration.lock`` stays behind.
+        self.remove_on_release = (self.marker.parent != root) if remove_on_release is None else remove_on_release
         self._fd: int | None = None
         self.stale_holder: LockHolder | None = None
         """A previous holder's record found when we took the lock (it had died)."""
@@ -112,6 +116,11 @@ class WorkspaceLock:
                     "is running, retry with force=True (CLI: --force) to take over the lock."
                 )
             raise WorkspaceBusyError(f"Workspace {self.root} is busy: {describe_holder(holder)}.", hint) from exc
+        if not self._same_file(fd):
+            # The holder we waited for removed the marker on release: our lock is
+            # on an unlinked inode.  Lock the file that is there now instead.
+            os.close(fd)
+            return self.acquire(force=force)
         previous = os.read(fd, 4096).decode("utf-8", "replace")
         if previous.strip() and self.stale_holder is None:
             self.stale_holder = _parse_holder(previous)
@@ -126,11 +135,22 @@ class WorkspaceLock:
         self._fd = fd
         return self
 
+    def _same_file(self, fd: int) -> bool:
+        try:
+            here = os.stat(self.marker)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+
     def release(self) -> None:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
+            if self.remove_on_release:
+                with contextlib.suppress(FileNotFoundError):
+                    self.marker.unlink()  # while still locked: nobody can take the old inode meanwhile
             os.ftruncate(fd, 0)
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)

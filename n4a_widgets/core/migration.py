@@ -415,10 +415,21 @@ def _plan(run: _Run, kind: str, output: Path | None, *, estimate: bool = True) -
 
 
 def _backup_name(source: Path, *, preview: bool = False) -> Path:
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    """``<name>.legacy-<UTC time the legacy store was last written>``, the first free one.
+
+    Derived from the source's state, not the clock, so the dry run names exactly
+    the backup the real run then creates (issue 16); ``preview`` is kept for
+    callers and changes nothing.
+    """
+    del preview
+    try:
+        written = _metadata_store(source).stat().st_mtime
+    except OSError:
+        written = _dt.datetime.now(_dt.UTC).timestamp()
+    stamp = _dt.datetime.fromtimestamp(written, _dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     candidate = source.parent / f"{layout.migration_backup_prefix(source)}{stamp}"
     n = 1
-    while candidate.exists() and not preview:
+    while candidate.exists():
         n += 1
         candidate = source.parent / f"{layout.migration_backup_prefix(source)}{stamp}-{n}"
     return candidate

@@ -111,3 +111,13 @@ def decode_target_array(values: Any, encoding: Any) -> Any:
     from nirs4all.data._predictions.target_codec import decode_target_array as decode
 
     return decode(values, encoding)
+
+
+def repair_artifact_refcounts(store: Any) -> None:
+    """nirs4all's own repair (``_ensure_chain_artifact_refcounts``): ``ref_count >= chains naming the artifact``.
+
+    nirs4all runs it before every chain prune; a merge runs it once more before
+    its garbage collection, so no artifact a chain names can be collected.
+    """
+    with store.transaction():
+        store._ensure_chain_artifact_refcounts(store._ensure_open())

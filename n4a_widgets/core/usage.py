@@ -76,3 +76,28 @@ def compute_stats(root: Path) -> WorkspaceStats:
         for name in CATEGORIES
     )
     return WorkspaceStats(str(root), usage, total, sum(counts.values()), utc_now())
+
+
+def largest_entries(root: Path, category: str = "Other", limit: int = 5) -> list[dict[str, int | str]]:
+    """The biggest top-level files/folders of ``root`` counted in ``category``, largest first.
+
+    Read-only (``stat`` only).  StorageHealth uses it to say what "Other" holds.
+    """
+    sizes: dict[str, int] = {}
+    if root.exists():
+        for dirpath, _dirnames, filenames in os.walk(root):
+            for fname in filenames:
+                full = Path(dirpath) / fname
+                relative = full.relative_to(root)
+                if _category(relative) != category:
+                    continue
+                try:
+                    if full.is_symlink():
+                        continue
+                    size = full.stat().st_size
+                except OSError:
+                    continue
+                top = relative.parts[0] + ("/" if len(relative.parts) > 1 else "")
+                sizes[top] = sizes.get(top, 0) + size
+    ranked = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"name": name, "size_bytes": size} for name, size in ranked]

@@ -19,6 +19,7 @@ from .errors import WorkspaceError
 
 if TYPE_CHECKING:
     from .export import ExportReport
+    from .fleet import FleetReport
     from .health import StorageHealthReport
     from .maintenance import CleanDeadLinksReport, CompactReport, RemoveBottomReport
     from .merge import MergeReport
@@ -300,8 +301,12 @@ class Workspace:
 
         Same conflict key and strategies as nirs4all's
         ``Predictions.merge_stores`` (``keep_best``, ``keep_existing``,
-        ``overwrite``), batched.  Sources are only read and must be
-        current-format workspaces.  ``dry_run=True`` returns the exact plan
+        ``overwrite``), batched, with their models: merged predictions keep
+        their run, pipeline, chain (steps) and model files, so
+        ``nirs4all.predict(chain_id=..., workspace_path=target)`` works on
+        them; a model another chain needs is never removed.  A source is a
+        workspace folder or a ``.zip`` of one; sources are only read and must
+        be current-format workspaces.  ``dry_run=True`` returns the exact plan
         (``added``, ``removed``, conflicts per source, ``plan_id``); execute it
         with ``dry_run=False, plan_id=...``.  Returns a ``MergeReport``.
         """
@@ -312,6 +317,40 @@ class Workspace:
             on_conflict=on_conflict, datasets=datasets, dry_run=dry_run, plan_id=plan_id, force=force,
             progress=progress, cancel=cancel,
         )
+
+
+def scan_workspaces(
+    root: str | os.PathLike[str],
+    *,
+    max_depth: int = 6,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> FleetReport:
+    """Every nirs4all workspace under the folder ``root``, read-only: a ``FleetReport``.
+
+    Finds folders in any format (current, legacy 0.6-0.11, half-migrated,
+    new) and workspaces inside ``.zip`` archives, down to ``max_depth``
+    folder levels.  Each row (``report.workspaces``) has ``path``,
+    ``storage_mode``, ``format``, ``migration_needed``, ``size_bytes``,
+    ``total_predictions``, ``datasets``, ``last_run_at``,
+    ``pending_tombstones`` and ``error``.  No array file is decoded and no
+    byte is written; unreadable folders and symlink loops are listed in
+    ``report.skipped``.
+    """
+    from .fleet import scan
+
+    try:
+        folder = Path(root).expanduser().absolute()
+    except TypeError as exc:
+        raise WorkspaceError(f"Not a path: {root!r}.", "Pass the folder as a string or Path.") from exc
+    if not folder.exists():
+        raise WorkspaceError(f"Folder {folder} does not exist.", "Check the path of the folder to scan.")
+    if not folder.is_dir():
+        raise WorkspaceError(f"{folder} is a file, not a folder.", "Pass the folder that holds your workspaces.")
+    effective = os.access in os.supports_effective_ids
+    if not os.access(folder, os.R_OK | os.X_OK, effective_ids=effective):
+        raise WorkspaceError(f"No permission to read {folder}.", "Scan a folder you can read.")
+    return scan(folder, max_depth=max_depth, progress=progress, cancel=cancel)
 
 
 def as_workspace(value: Any) -> Workspace:

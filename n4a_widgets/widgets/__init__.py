@@ -12,6 +12,7 @@ _WIDGETS = {
     "ExportPicker": "export_picker",
     "SqlConsole": "sql_console",
     "MergeStores": "merge_stores",
+    "WorkspaceBrowser": "workspace_browser",
 }
 
 __all__ = sorted(_WIDGETS)

@@ -11,31 +11,52 @@ import traitlets as t
 
 from ..core.errors import InvalidArgumentError
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import WorkspaceWidget, action, bundle
+
+
+def download_link(dest: str | os.PathLike[str], *, server_root: str | None = None,
+                  cwd: str | os.PathLike[str] | None = None, session_name: str | None = None) -> tuple[str, str]:
+    """``(path for a Jupyter files/ link, "")`` or ``("", why no link can be offered)``.
+
+    The link is relative to the Jupyter server's root, which is usually *above*
+    the notebook's folder (a server started in a project, notebooks in
+    ``notebooks/``).  The page knows that root (``serverRoot`` in JupyterLab's
+    and Notebook 7's page config) and tells us; without it we infer the root
+    from the kernel's folder (the notebook's) and ``JPY_SESSION_NAME`` when that
+    is the notebook's path relative to the root (newer servers give an
+    absolute path, which says nothing about the root).
+    """
+    target = pathlib.Path(os.path.abspath(dest))
+    here = pathlib.Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    if server_root:
+        root = pathlib.Path(os.path.abspath(os.path.expanduser(server_root)))
+    else:
+        session = session_name if session_name is not None else os.environ.get("JPY_SESSION_NAME", "")
+        root = here
+        folder = pathlib.PurePosixPath(session).parent if session else pathlib.PurePosixPath()
+        if session and not pathlib.PurePosixPath(session).is_absolute() and folder.parts \
+                and here.parts[-len(folder.parts):] == folder.parts:
+            root = pathlib.Path(*here.parts[: -len(folder.parts)])
+    candidates = [(target, root)]
+    if target.resolve() != target or root.resolve() != root:  # symlinks: Jupyter serves the real paths too
+        candidates.append((target.resolve(), root.resolve()))
+    for tgt, base in candidates:
+        try:
+            rel = tgt.relative_to(base)
+        except ValueError:
+            continue
+        if any(part.startswith(".") for part in rel.parts):
+            return "", (f"No download link: {tgt} is in a hidden folder, which Jupyter does not serve. "
+                        "Open it from the file system, or export to a visible folder.")
+        return str(pathlib.PurePosixPath(*rel.parts)), ""
+    return "", (f"No download link: {target} is outside the folder this Jupyter server shares ({root}). "
+                "Open it from the file system, or export under that folder to get a link.")
 
 
 def download_path(dest: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
-                  session_name: str | None = None) -> str:
-    """Path of ``dest`` for a JupyterLab ``files/`` link, or "" when it is outside the kernel's folder.
-
-    The kernel's working directory is the notebook's folder.  Jupyter tells
-    the kernel the notebook's path relative to the server root in
-    ``JPY_SESSION_NAME``; when it is there we prefix the notebook's folder so
-    the link also works for notebooks in subfolders.
-    """
-    here = pathlib.Path(cwd if cwd is not None else os.getcwd()).resolve()
-    target = pathlib.Path(dest).resolve()
-    try:
-        rel = target.relative_to(here)
-    except ValueError:
-        return ""
-    session = session_name if session_name is not None else os.environ.get("JPY_SESSION_NAME", "")
-    prefix = pathlib.PurePosixPath()
-    if session and not pathlib.PurePosixPath(session).is_absolute():
-        folder = pathlib.PurePosixPath(session).parent
-        if folder.parts and here.parts[-len(folder.parts):] == folder.parts:
-            prefix = folder
-    return str(prefix / pathlib.PurePosixPath(*rel.parts))
+                  session_name: str | None = None, server_root: str | None = None) -> str:
+    """Path of ``dest`` for a ``files/`` link, or "" when none can be offered (see ``download_link``)."""
+    return download_link(dest, server_root=server_root, cwd=cwd, session_name=session_name)[0]
 
 
 class ExportPicker(WorkspaceWidget):
@@ -47,8 +68,9 @@ class ExportPicker(WorkspaceWidget):
     ``select([...])``, ``select_all()``, ``select_none()``,
     ``set_filters(partition=..., model_name=..., fold_id=...)``,
     ``export(dest)`` (alias ``run_export``), ``wait()``.  ``report`` holds the
-    ``ExportReport`` dict; ``download_path`` a path for a ``files/`` link when
-    the output lies under the notebook's folder.
+    ``ExportReport`` dict; ``download_path`` the output's path for a Jupyter
+    ``files/`` link (relative to the server root, which the page reports in
+    ``server_root``), or "" with the reason in ``download_reason``.
     """
 
     _esm = bundle("export_picker")
@@ -65,6 +87,10 @@ class ExportPicker(WorkspaceWidget):
     export_format = t.Unicode("auto").tag(sync=True)
     overwrite = t.Bool(False).tag(sync=True)
     download_path = t.Unicode("").tag(sync=True)
+    download_reason = t.Unicode("").tag(sync=True)
+    """Why there is no download link for the last export ("" when there is one)."""
+    server_root = t.Unicode("").tag(sync=True)
+    """The Jupyter server's root folder, as the page reports it ("" = not known)."""
 
     def __init__(self, workspace: str | pathlib.Path | Workspace, *, dest: str | os.PathLike[str] | None = None,
                  autoload: bool = True, **kwargs: Any) -> None:
@@ -75,14 +101,9 @@ class ExportPicker(WorkspaceWidget):
         if autoload:
             self._load_now()
 
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {
-            **super()._actions(), "refresh": self.refresh, "export": self.export, "select": self.select,
-            "select_all": self.select_all, "select_none": self.select_none, "set_filters": self.set_filters,
-        }
-
     # ------------------------------------------------------------ choices
 
+    @action
     def refresh(self) -> None:
         """Re-read datasets (counts, sizes) and filter values (read-only)."""
         from ..core.export import export_choices
@@ -105,6 +126,7 @@ class ExportPicker(WorkspaceWidget):
     def _known(self) -> list[str]:
         return [d["name"] for d in self.choices.get("datasets", [])]
 
+    @action
     def select(self, datasets: Sequence[str] | str) -> None:
         """Tick exactly ``datasets`` (names as nirs4all knows them)."""
         names = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -115,12 +137,15 @@ class ExportPicker(WorkspaceWidget):
                                        "Known datasets: " + ", ".join(map(repr, known)) + ".")
         self.selected = list(dict.fromkeys(names))
 
+    @action
     def select_all(self) -> None:
         self.selected = self._known()
 
+    @action
     def select_none(self) -> None:
         self.selected = []
 
+    @action
     def set_filters(self, partition: str | None = None, model_name: str | None = None,
                     fold_id: str | None = None) -> None:
         """Set the filters (``None`` or "" = no filter)."""
@@ -140,6 +165,7 @@ class ExportPicker(WorkspaceWidget):
 
     # ------------------------------------------------------------- export
 
+    @action
     def export(self, dest: str | os.PathLike[str] | None = None, format: str | None = None,
                overwrite: bool | None = None) -> None:
         """Start the export of the ticked datasets with the current filters (the Export button)."""
@@ -159,6 +185,7 @@ class ExportPicker(WorkspaceWidget):
         partition, model_name, fold_id = self.partition or None, self.model_name or None, self.fold_id or None
         fmt, replace = self.export_format or "auto", bool(self.overwrite)
         self.download_path = ""
+        self.download_reason = ""
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
             return ws.export(
@@ -168,8 +195,19 @@ class ExportPicker(WorkspaceWidget):
 
         def on_result(result: dict[str, Any]) -> None:
             self.report = result
-            self.download_path = download_path(result["dest"])
+            self._update_link()
 
         self._run("Export", work, writes=False, on_result=on_result)
 
     run_export = export
+
+    @t.observe("server_root")
+    def _on_server_root(self, _change: Any) -> None:
+        if self.report.get("dest") and self.state == "done":
+            self._update_link()
+
+    def _update_link(self) -> None:
+        path, reason = download_link(self.report["dest"], server_root=self.server_root or None)
+        if self.report.get("format") == "folder" and path:
+            path, reason = "", "No download link for a folder of files: open it from the file browser."
+        self.download_path, self.download_reason = path, reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable
 from typing import Any
 
 import traitlets as t
@@ -11,13 +10,14 @@ import traitlets as t
 from .. import jobs
 from ..core.errors import InvalidArgumentError, WorkspaceError
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import action, bundle
+from .preview import PreviewConfirm, Work
 
 REMOVE_BOTTOM = "remove_bottom"
 CLEAN_DEAD_LINKS = "clean_dead_links"
 
 
-class MaintenancePanel(WorkspaceWidget):
+class MaintenancePanel(PreviewConfirm):
     """Tidy and prune a workspace safely: ``display(MaintenancePanel(path))``.
 
     Destructive actions always run in two steps: a preview (an exact dry run,
@@ -44,6 +44,7 @@ class MaintenancePanel(WorkspaceWidget):
     """
 
     _esm = bundle("maintenance_panel")
+    _main_preview = "preview_remove_bottom"
 
     choices = t.Dict().tag(sync=True)
     fraction = t.Float(0.1).tag(sync=True)
@@ -51,7 +52,6 @@ class MaintenancePanel(WorkspaceWidget):
     partition = t.Unicode("val").tag(sync=True)
     dataset = t.Unicode("").tag(sync=True)
     distribution = t.Dict().tag(sync=True)
-    preview = t.Dict().tag(sync=True)
     last_action = t.Unicode("").tag(sync=True)
     busy_reason = t.Unicode("").tag(sync=True)
 
@@ -59,18 +59,6 @@ class MaintenancePanel(WorkspaceWidget):
         super().__init__(workspace, **kwargs)
         if autoload:
             self._load_now()
-
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {
-            **super()._actions(),
-            "refresh": self.refresh,
-            "compact": self.compact,
-            "preview_clean_dead_links": self.preview_clean_dead_links,
-            "preview_remove_bottom": self.preview_remove_bottom,
-            "confirm": self.confirm,
-            "discard_preview": self.discard_preview,
-            "integrity_check": self.integrity_check,
-        }
 
     # ------------------------------------------------------------- inputs
 
@@ -89,7 +77,7 @@ class MaintenancePanel(WorkspaceWidget):
         if change["name"] != "fraction" and self.workspace is not None:
             self._load_distribution()
 
-    def _load_distribution(self) -> None:
+    def _load_distribution(self, *, raise_errors: bool = False) -> None:
         from ..core.maintenance import score_distribution
 
         assert self.workspace is not None
@@ -100,15 +88,32 @@ class MaintenancePanel(WorkspaceWidget):
             ).to_dict()
         except WorkspaceError as exc:
             self.distribution = {}
+            if raise_errors:
+                raise
             self._show_error(exc)
 
-    def refresh(self) -> None:
-        """Re-read the dropdown choices, the histogram and what keeps the workspace busy (read-only)."""
+    def _inputs_for(self, operation: str) -> dict[str, Any]:
+        return self._inputs() if operation == REMOVE_BOTTOM else {}
+
+    @action
+    def refresh(self) -> jobs.Job:
+        """Re-read the dropdown choices, the histogram and the busy reason (read-only, in the background)."""
+        ws = self.workspace
+        assert ws is not None
+
+        def work(progress: Any, cancel: Any) -> None:
+            progress(0.0, "Loading workspace…")
+            self._reload()
+
+        return self._run("Loading workspace", work, writes=False)
+
+    def _reload(self) -> None:
+        """The refresh itself, on the calling thread (a job's, after a change)."""
         from ..core.maintenance import maintenance_choices
 
         assert self.workspace is not None
         self.choices = maintenance_choices(self.workspace).to_dict()
-        self._load_distribution()
+        self._load_distribution(raise_errors=True)
         self.busy_reason = self._busy_reason()
 
     def _busy_reason(self) -> str:
@@ -122,13 +127,14 @@ class MaintenancePanel(WorkspaceWidget):
 
     def _after_change(self, operation: str, report: Any) -> None:
         self.preview = {}
-        self.report = report.to_dict()
+        self.report = report if isinstance(report, dict) else report.to_dict()
         self.last_action = operation
         try:
-            self.refresh()
+            self._reload()
         except WorkspaceError as exc:
             self._show_error(exc)
 
+    @action
     def compact(self, *, force: bool = False) -> jobs.Job:
         """Apply pending deletes and rewrite the array files, one dataset at a time."""
         ws = self.workspace
@@ -140,6 +146,7 @@ class MaintenancePanel(WorkspaceWidget):
             on_result=lambda r: self._after_change("compact", r),
         )
 
+    @action
     def integrity_check(self) -> jobs.Job:
         """Decode every array file and compare ids with the metadata (read-only; ``ws.health(deep=True)``)."""
         ws = self.workspace
@@ -156,21 +163,17 @@ class MaintenancePanel(WorkspaceWidget):
             on_result=done,
         )
 
+    @action
     def preview_clean_dead_links(self) -> jobs.Job:
         """Dry run of clean dead links: the exact predictions and array rows it would remove."""
         ws = self.workspace
         assert ws is not None
-
-        def done(r: Any) -> None:
-            self.preview = {"operation": CLEAN_DEAD_LINKS, "inputs": {}, "report": r.to_dict()}
-
-        return self._run(
-            "Preview clean dead links",
+        return self._start_preview(
+            CLEAN_DEAD_LINKS, "Preview clean dead links",
             lambda progress, cancel: ws.clean_dead_links(dry_run=True, progress=progress, cancel=cancel),
-            writes=False,
-            on_result=done,
         )
 
+    @action
     def preview_remove_bottom(
         self,
         fraction: float | None = None,
@@ -194,57 +197,22 @@ class MaintenancePanel(WorkspaceWidget):
             if dataset is not None:
                 self.dataset = dataset
         inputs = self._inputs()
-
-        def done(r: Any) -> None:
-            if self._inputs() != inputs:  # inputs changed while the preview ran: stale, drop it
-                return
-            self.preview = {"operation": REMOVE_BOTTOM, "inputs": inputs, "report": r.to_dict()}
-
-        return self._run(
-            "Preview remove bottom",
+        return self._start_preview(
+            REMOVE_BOTTOM, "Preview remove bottom",
             lambda progress, cancel: ws.remove_bottom(**inputs, dry_run=True, progress=progress, cancel=cancel),
-            writes=False,
-            on_result=done,
         )
 
-    def discard_preview(self) -> None:
-        """Forget the pending preview (nothing runs)."""
-        self.preview = {}
-
-    def confirm(self, *, force: bool = False) -> jobs.Job:
-        """Execute the previewed plan (and only it).  Raises when there is no preview.
-
-        The preview is consumed: whether the plan runs or is refused because the
-        workspace changed (``PlanChangedError``), a new preview is needed next time.
-        """
+    def _execute(self, operation: str, inputs: dict[str, Any], plan_id: str | None,
+                 force: bool) -> tuple[str, Work]:
         ws = self.workspace
         assert ws is not None
-        pending = dict(self.preview)
-        if not pending:
-            raise InvalidArgumentError(
-                "Nothing to confirm.", "Run a preview first (Preview button, or preview_remove_bottom())."
-            )
-        operation = pending["operation"]
-        plan_id = pending["report"]["plan_id"]
-        inputs = dict(pending["inputs"])
         if operation == REMOVE_BOTTOM:
+            return "Remove bottom", lambda progress, cancel: ws.remove_bottom(
+                **inputs, dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel)
+        if operation == CLEAN_DEAD_LINKS:
+            return "Clean dead links", lambda progress, cancel: ws.clean_dead_links(
+                dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel)
+        raise InvalidArgumentError(f"Unknown previewed operation {operation!r}.")  # pragma: no cover
 
-            def work(progress: Any, cancel: Any) -> Any:
-                return ws.remove_bottom(
-                    **inputs, dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel
-                )
-
-            name = "Remove bottom"
-        elif operation == CLEAN_DEAD_LINKS:
-
-            def work(progress: Any, cancel: Any) -> Any:
-                return ws.clean_dead_links(
-                    dry_run=False, plan_id=plan_id, force=force, progress=progress, cancel=cancel
-                )
-
-            name = "Clean dead links"
-        else:  # pragma: no cover - preview is only set by this class
-            raise InvalidArgumentError(f"Unknown previewed operation {operation!r}.")
-        job = self._run(name, work, writes=True, on_result=lambda r: self._after_change(operation, r))
-        self.preview = {}
-        return job
+    def _after_confirm(self, operation: str, report: dict[str, Any]) -> None:
+        self._after_change(operation, report)

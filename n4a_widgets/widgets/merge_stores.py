@@ -10,10 +10,11 @@ import traitlets as t
 
 from ..core.errors import InvalidArgumentError, WorkspaceError
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import action, bundle
+from .preview import PreviewConfirm, Work
 
 
-class MergeStores(WorkspaceWidget):
+class MergeStores(PreviewConfirm):
     """Merge other workspaces (sources) into this one: ``display(MergeStores(target))``.
 
     Two steps, like every destructive action here: ``preview()`` is an exact
@@ -23,27 +24,39 @@ class MergeStores(WorkspaceWidget):
     the dataset filter clears the preview.  Sources are never modified.
 
     Python twins of the controls: ``add_source(path)``, ``remove_source(path)``,
-    ``set_strategy(name)``, ``set_datasets([...])``, ``preview()``,
-    ``confirm()``, ``cancel()``, ``wait()``, ``refresh_siblings()``.
+    ``set_strategy(name)``, ``set_datasets([...])``, ``preview_merge()`` (or
+    ``preview()``), ``confirm()``, ``discard_preview()``, ``cancel()``,
+    ``wait()``, ``refresh_siblings()``.
 
-    Traits: ``sources`` (paths, in merge order), ``siblings`` (folders next to
-    the target that hold a nirs4all store, offered for one-click add),
+    A source is a workspace folder or a ``.zip`` of one (nirs4all-cluster's
+    ``workspace.zip``); a legacy, unreadable or non-workspace source is refused
+    when it is added, not at preview.
+
+    Traits: ``sources`` (paths, in merge order), ``source_info`` (what each
+    holds), ``siblings`` (folders and ``.zip`` files next to the target that
+    hold a nirs4all store, offered for one-click add),
     ``strategy`` and ``strategies`` (name -> one-line explanation),
     ``datasets`` (the filter; empty = all) and ``available_datasets``,
-    ``plan_id`` (the previewed plan, "" when none), ``preview_report`` (the dry
-    run) and ``report`` (the executed merge).
+    ``preview`` (the pending dry run, ``{"operation", "inputs", "report"}``),
+    ``report`` (the executed merge); ``plan_id`` and ``preview_report`` mirror
+    ``preview`` (its plan id, "" when none, and its report) for older code.
     """
 
     _esm = bundle("merge_stores")
+    _main_preview = "preview_merge"
 
     sources = t.List(t.Unicode()).tag(sync=True)
+    source_info = t.List(t.Dict()).tag(sync=True)
+    """Per source, as checked when it was added: ``{path, name, archive, predictions, datasets}``."""
     siblings = t.List(t.Dict()).tag(sync=True)
     strategy = t.Unicode("keep_best").tag(sync=True)
     strategies = t.Dict().tag(sync=True)
     datasets = t.List(t.Unicode()).tag(sync=True)
     available_datasets = t.List(t.Unicode()).tag(sync=True)
     plan_id = t.Unicode("").tag(sync=True)
+    """Alias: ``preview["report"]["plan_id"]`` ("" when nothing is previewed)."""
     preview_report = t.Dict().tag(sync=True)
+    """Alias: ``preview["report"]``."""
 
     def __init__(
         self,
@@ -67,59 +80,55 @@ class MergeStores(WorkspaceWidget):
         except WorkspaceError as exc:
             self._show_error(exc)
 
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {
-            **super()._actions(), "add_source": self.add_source, "remove_source": self.remove_source,
-            "set_strategy": self.set_strategy, "set_datasets": self.set_datasets, "preview": self.preview,
-            "confirm": self.confirm, "refresh_siblings": self.refresh_siblings,
-        }
+    @t.observe("preview")
+    def _mirror_preview(self, change: dict[str, Any]) -> None:
+        report = dict(change["new"].get("report") or {})
+        self.preview_report = report
+        self.plan_id = str(report.get("plan_id") or "")
 
     # -------------------------------------------------------------- inputs
 
     def _inputs_changed(self) -> None:
-        self.plan_id = ""
-        self.preview_report = {}
+        self.discard_preview()
         if self.state in ("error", "done", "cancelled"):
             self.error = {}
 
-    def _require_idle(self) -> None:
-        if self.busy:
-            raise WorkspaceError("A merge job is running.", "Wait for it to finish or cancel it first.")
-
+    @action
     def add_source(self, path: str | pathlib.Path) -> None:
-        """Add a source workspace (checked to exist; its format is checked by the preview)."""
-        from ..core.merge import source_datasets
+        """Add a workspace folder or a ``.zip`` of one; refused at once if merge cannot read it (legacy, not one)."""
+        from ..core.merge import check_source
 
         self._require_idle()
         text = str(path).strip()
         if not text:
-            raise InvalidArgumentError("Type the path of a workspace folder to add.")
-        src = Workspace(text)
+            raise InvalidArgumentError("Type the path of a workspace folder (or a .zip of one) to add.")
         assert self.workspace is not None
-        if src.path.resolve() == self.workspace.path.resolve():
-            raise InvalidArgumentError(f"{src.path} is the target workspace itself.", "Add another workspace.")
-        if any(pathlib.Path(s).resolve() == src.path.resolve() for s in self.sources):
-            raise InvalidArgumentError(f"{src.path} is already a source.")
-        self.sources = [*self.sources, str(src.path)]
-        names = set(self.available_datasets) | source_datasets(src.path)
-        self.available_datasets = sorted(names)
+        candidate = pathlib.Path(text).expanduser().absolute()
+        if any(pathlib.Path(s).resolve() == candidate.resolve() for s in self.sources):
+            raise InvalidArgumentError(f"{candidate} is already a source.")
+        info = check_source(self.workspace.path, candidate)
+        self.sources = [*self.sources, info["path"]]
+        self.source_info = [*self.source_info, info]
+        self._datasets_changed()
         self._inputs_changed()
         self._update_siblings()
 
+    @action
     def remove_source(self, path: str | pathlib.Path) -> None:
         """Drop a source from the list."""
-        from ..core.merge import source_datasets
-
         self._require_idle()
         self.sources = [s for s in self.sources if s != str(path)]
-        names: set[str] = set()
-        for s in self.sources:
-            names |= source_datasets(pathlib.Path(s))
-        self.available_datasets = sorted(names)
-        self.datasets = [d for d in self.datasets if d in names]
+        self.source_info = [i for i in self.source_info if i["path"] != str(path)]
+        self._datasets_changed()
         self._inputs_changed()
         self._update_siblings()
 
+    def _datasets_changed(self) -> None:
+        names = {d for info in self.source_info for d in info.get("datasets", [])}
+        self.available_datasets = sorted(names)
+        self.datasets = [d for d in self.datasets if d in names]
+
+    @action
     def set_strategy(self, strategy: str) -> None:
         """``keep_best``, ``keep_existing`` or ``overwrite`` (nirs4all's names)."""
         self._require_idle()
@@ -129,6 +138,7 @@ class MergeStores(WorkspaceWidget):
             self.strategy = strategy
             self._inputs_changed()
 
+    @action
     def set_datasets(self, datasets: list[str] | None) -> None:
         """Merge only these datasets (``[]`` or ``None``: all)."""
         self._require_idle()
@@ -137,6 +147,7 @@ class MergeStores(WorkspaceWidget):
             self.datasets = chosen
             self._inputs_changed()
 
+    @action
     def refresh_siblings(self) -> None:
         """Look again for workspaces next to the target."""
         from ..core.merge import sibling_workspaces
@@ -152,47 +163,33 @@ class MergeStores(WorkspaceWidget):
 
     # ---------------------------------------------------------------- jobs
 
-    def _inputs(self) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
-        return tuple(self.sources), self.strategy, tuple(self.datasets)
+    def _inputs_for(self, operation: str) -> dict[str, Any]:
+        return {"sources": list(self.sources), "on_conflict": self.strategy, "datasets": list(self.datasets)}
 
-    def preview(self) -> None:
+    @action(aliases=("preview",))
+    def preview_merge(self) -> Any:
         """Dry run: exactly what the merge will add, replace and skip (read-only)."""
         ws = self.workspace
         assert ws is not None
         if not self.sources:
             raise InvalidArgumentError("Add at least one source workspace first.")
-        inputs = self._inputs()
-        self.plan_id = ""
-        self.preview_report = {}
+        inputs = self._inputs_for("merge")
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
-            return ws.merge(list(inputs[0]), on_conflict=inputs[1], datasets=list(inputs[2]) or None,
-                            dry_run=True, progress=progress, cancel=cancel).to_dict()
+            return ws.merge(inputs["sources"], on_conflict=inputs["on_conflict"],
+                            datasets=inputs["datasets"] or None, dry_run=True, progress=progress,
+                            cancel=cancel).to_dict()
 
-        def on_result(result: dict[str, Any]) -> None:
-            if self._inputs() != inputs:  # inputs changed while the preview ran: it is stale
-                return
-            self.preview_report = result
-            self.plan_id = result["plan_id"]
+        return self._start_preview("merge", "Preview merge", work)
 
-        self._run("Preview merge", work, writes=False, on_result=on_result)
-
-    def confirm(self) -> None:
-        """Execute the previewed plan (and only it); refused if anything changed since."""
+    def _execute(self, operation: str, inputs: dict[str, Any], plan_id: str | None,
+                 force: bool) -> tuple[str, Work]:
         ws = self.workspace
         assert ws is not None
-        if not self.plan_id:
-            raise InvalidArgumentError("Nothing to confirm.", "Run the preview first, then confirm it.")
-        plan_id = self.plan_id
-        self.plan_id = ""  # a plan runs once; after a refusal, preview again
-        sources, strategy, datasets = self._inputs()
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
-            return ws.merge(list(sources), on_conflict=strategy, datasets=list(datasets) or None, dry_run=False,
-                            plan_id=plan_id, progress=progress, cancel=cancel).to_dict()
+            return ws.merge(inputs["sources"], on_conflict=inputs["on_conflict"],
+                            datasets=inputs["datasets"] or None, dry_run=False, plan_id=plan_id, force=force,
+                            progress=progress, cancel=cancel).to_dict()
 
-        def on_result(result: dict[str, Any]) -> None:
-            self.report = result
-            self.preview_report = {}
-
-        self._run("Merge", work, writes=True, on_result=on_result)
+        return "Merge", work

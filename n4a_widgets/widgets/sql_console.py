@@ -18,7 +18,7 @@ import traitlets as t
 
 from ..core.errors import InvalidArgumentError, WorkspaceBusyError, WorkspaceError
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import WorkspaceWidget, action, bundle
 
 HISTORY_SIZE = 50
 
@@ -94,18 +94,6 @@ class SqlConsole(WorkspaceWidget):
 
     # ------------------------------------------------------------- plumbing
 
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {
-            **super()._actions(),
-            "run": self.run,
-            "next_page": self.next_page,
-            "prev_page": self.prev_page,
-            "goto_page": self.goto_page,
-            "request_page": self._send_page,
-            "export_result": self.export_result,
-            "refresh_schema": self.refresh_schema,
-        }
-
     def _get_session(self) -> Any:
         from ..core.sql import SqlSession
 
@@ -122,6 +110,7 @@ class SqlConsole(WorkspaceWidget):
             self._session = None
         super().close()
 
+    @action
     def refresh_schema(self) -> None:
         """Re-read the list of tables and columns (the sidebar)."""
         session = self._get_session()
@@ -132,6 +121,7 @@ class SqlConsole(WorkspaceWidget):
 
     # ----------------------------------------------------------------- twins
 
+    @action
     def run(self, sql: str | None = None) -> None:
         """Run ``sql`` (or the editor's text) in the background; pages follow."""
         if self.busy:
@@ -189,6 +179,7 @@ class SqlConsole(WorkspaceWidget):
             entry["error"] = str(error.get("message", ""))
         self.history = [entry, *[h for h in self.history if h.get("sql") != text]][:HISTORY_SIZE]
 
+    @action
     def goto_page(self, index: int) -> None:
         """Show page ``index`` (0-based) of the current result."""
         if self._cursor is None:
@@ -198,10 +189,12 @@ class SqlConsole(WorkspaceWidget):
         self.report = self._cursor.summary(index)
         self._send_page()
 
+    @action
     def next_page(self) -> None:
         """Show the next page of the current result."""
         self.goto_page(self.page + 1)
 
+    @action
     def prev_page(self) -> None:
         """Show the previous page of the current result."""
         self.goto_page(self.page - 1)
@@ -218,6 +211,11 @@ class SqlConsole(WorkspaceWidget):
         """The current ``QueryResult`` (page on screen), or ``None``."""
         return None if self._cursor is None else self._cursor.result(self.page)
 
+    @action
+    def request_page(self) -> None:
+        """Send the page on screen again (the front-end asks when it renders)."""
+        self._send_page()
+
     def _send_page(self) -> None:
         cursor = self._cursor
         if cursor is None:
@@ -229,6 +227,7 @@ class SqlConsole(WorkspaceWidget):
             buffers=[payload],
         )
 
+    @action
     def export_result(self, path: str | pathlib.Path | None = None, *, overwrite: bool = False) -> None:
         """Write the full result of the current query (no row cap) to Parquet, outside the workspace."""
         from ..core.sql import resolve_export_path

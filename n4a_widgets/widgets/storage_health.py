@@ -9,7 +9,32 @@ from typing import Any
 import traitlets as t
 
 from ..core.workspace import Workspace
-from .base import WorkspaceWidget, bundle
+from .base import WorkspaceWidget, action, bundle
+
+#: What nirs4all keeps in top-level entries that are none of store, arrays, artifacts, exports, logs.
+KNOWN_OTHER = {
+    "native_results/": "nirs4all's own result bundle per run (manifest, scores, predictions, refit model)",
+    "workspace.json": "the workspace's settings",
+}
+
+
+def usage_notes(root: pathlib.Path, status: dict[str, Any]) -> dict[str, Any]:
+    """Words for the storage breakdown: what "Other" holds, where legacy arrays live."""
+    from ..core.usage import largest_entries
+
+    entries = largest_entries(root, "Other")
+    known = [KNOWN_OTHER[e["name"]] for e in entries if e["name"] in KNOWN_OTHER]  # type: ignore[index]
+    text = ("Files outside the store, arrays and artifacts" + (f": {'; '.join(known)}" if known else "")
+            + ". These tools only count them.")
+    notes: dict[str, Any] = {"Other": {"text": text, "entries": entries}}
+    if str(status.get("layout", "")).startswith("duckdb-inline") or (
+            str(status.get("format", "")).startswith("duckdb") and status.get("has_prediction_arrays_table")):
+        notes["Prediction arrays"] = {
+            "text": "Inside store.duckdb (legacy format), so counted under Metadata store; "
+                    "a migration moves them into one Parquet file per dataset.",
+            "entries": [], "inline": True,
+        }
+    return notes
 
 
 class StorageHealth(WorkspaceWidget):
@@ -25,19 +50,20 @@ class StorageHealth(WorkspaceWidget):
 
     status = t.Dict().tag(sync=True)
     stats = t.Dict().tag(sync=True)
+    usage_notes = t.Dict().tag(sync=True)
+    """Category -> what it holds, in words (``{"text", "entries": [{name, size_bytes}]}``)."""
 
     def __init__(self, workspace: str | pathlib.Path | Workspace, *, autoload: bool = True, **kwargs: Any) -> None:
         super().__init__(workspace, **kwargs)
         if autoload:
             self._load_now()
 
-    def _actions(self) -> dict[str, Callable[..., Any]]:
-        return {**super()._actions(), "refresh": self.refresh, "integrity_check": self.integrity_check}
-
+    @action
     def refresh(self) -> None:
         """Re-read status, disk usage and the quick health check (read-only)."""
         self._check(deep=False, name="Refresh")
 
+    @action
     def integrity_check(self) -> None:
         """Decode every array file and compare ids with the metadata (read-only)."""
         self._check(deep=True, name="Integrity check")
@@ -51,11 +77,12 @@ class StorageHealth(WorkspaceWidget):
             status = ws.status().to_dict()
             stats = ws.stats().to_dict()
             health = ws.health(deep=deep, progress=progress, cancel=cancel).to_dict()
-            return {"status": status, "stats": stats, "health": health}
+            return {"status": status, "stats": stats, "health": health, "notes": usage_notes(ws.path, status)}
 
         def on_result(result: dict[str, Any]) -> None:
             self.status = result["status"]
             self.stats = result["stats"]
+            self.usage_notes = result["notes"]
             self.report = result["health"]
 
         self._run(name, work, writes=False, on_result=on_result)

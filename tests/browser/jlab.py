@@ -112,3 +112,17 @@ def show_widget(page: Any, server: Any, name: str, cells: list[str], css_class: 
     widget = nb.widget(css_class)
     widget.wait_for(state="visible")
     return nb, widget
+
+
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+def switch_theme(page, theme: str) -> None:
+    """Switch a JupyterLab or Notebook 7 page's theme live (the command also saves the setting)."""
+    page.evaluate("t => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", theme)
+    deadline = time.monotonic() + 30
+    while page.evaluate("() => document.body.dataset.jpThemeName") != theme:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"theme {theme} not applied")
+        time.sleep(0.1)
+    page.wait_for_timeout(500)  # the theme's stylesheet swaps in after the attribute

@@ -57,7 +57,8 @@ def test_sql_console_join_paging_and_refusal(jupyter_server, page, demo_master: 
     editor.press("Control+Enter")
     error = widget.locator(".n4a-error")
     error.filter(has_text="read-only").wait_for()
-    assert "QueryRejectedError" in error.inner_text()
+    assert error.locator("[data-error-type=QueryRejectedError]").count() == 1
+    assert "Query not allowed" in error.inner_text() and "QueryRejectedError" not in error.inner_text()
     assert "Traceback" not in nb.output_text(0)
     assert "STATE error" in nb.run_python(1)
     assert Workspace(ws).query("SELECT count(*) FROM predictions").rows[0][0] == len(
