@@ -1,31 +1,38 @@
-"""SQL console latency at ~100k predictions, against nirs4all's own read path, in the same run.
+"""SQL console latency and memory, against the old in-process engine and the plain polars way, in one run.
 
-    .venv/bin/python bench/bench_sql.py [--n 100000] [--repeat 3]
+    .venv/bin/python bench/bench_sql.py [--n 100000] [--repeat 3] [--old-commit dd0a24c] [--skip-1m]
 
-Measures (median of ``--repeat`` runs each):
+What it measures (median of ``--repeat``; each side in a fresh subprocess, so peak memory is its own):
 
-1. first page of a join of ``predictions`` with ``arrays`` (``SqlSession.execute``, page of 50);
-   cold = a new session (engine set-up + loading the columns the query needs), warm = the same
-   session's next query (what the console does after its first query);
-2. a metadata-only aggregate, ours vs ``Predictions(store=WorkspaceStore.open_readonly(p)).query(sql)``
-   on the same SQL; cold (open + query) and warm (query on an open object) for both.
+1. 100k: the first page (50 rows) of ``predictions ⋈ arrays`` — cold (new session: worker start,
+   engine set-up, loading the columns) and warm (the same session's next query); goal < 1 s cold.
+2. 100k: a warm metadata aggregate, ours (worker process) against the old in-process engine of
+   commit ``--old-commit`` (default dd0a24c), run from a temporary ``git worktree`` of that commit
+   in the same run: the ratio is the cost of the worker (one round trip, pages converted there).
+3. 1M (issue 14's SQL target): the first page of
+   ``predictions ⋈ arrays WHERE partition='val' ORDER BY val_score LIMIT 50`` against the plain
+   polars way (read the metadata from SQLite, scan the Parquet arrays, join, sort, head 50);
+   goal: at most 0.5x polars' time and under 600 MB (worker peak + kernel peak).
 
-Goals (issue 5): the aggregate no slower than ``Predictions.query``; the join's first page < 1 s.
-Uses ``bench/workspace_factory.py`` (cached build of a real workspace via nirs4all's write API).
+Workspaces come from ``bench/workspace_factory.py`` (100k: a private copy of the cached build; 1M:
+the cached build is used read-only in place — SQL never writes — found under the bench cache).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
-import statistics
+import subprocess
 import sys
-import time
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
 
 JOIN_SQL = (
     "SELECT p.dataset_name, p.model_name, p.fold_id, p.partition, p.val_score, a.y_true, a.y_pred "
@@ -39,90 +46,168 @@ AGG_SQL_2 = (
     "SELECT model_name, count(*) AS n, max(val_score) AS worst FROM predictions "
     "WHERE partition = 'val' GROUP BY model_name ORDER BY model_name"
 )
+PAGE_1M_SQL = (
+    "SELECT p.prediction_id, p.dataset_name, p.model_name, p.val_score, a.y_true, a.y_pred "
+    "FROM predictions p JOIN arrays a USING (prediction_id) WHERE p.partition = 'val' "
+    "ORDER BY p.val_score LIMIT 50"
+)
 
+# ---------------------------------------------------------------- child side (one measurement per process)
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, result = [], None
+CHILD = r'''
+import json, os, statistics, sys, time
+from pathlib import Path
+mode, ws, repeat = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+J, A1, A2, P = (json.loads(x) for x in sys.argv[4:8])
+
+def hwm(pid="self"):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+def med(fn):
+    out = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+        t = time.perf_counter(); fn(); out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+def worker_pid(s):
+    proc = getattr(s, "_proc", None)
+    return proc.pid if proc is not None else None
+
+res = {}
+if mode == "session":  # ours or the old engine, whichever n4a_widgets is first on sys.path
+    from n4a_widgets.core.sql import SqlSession
+    def cold_join():
+        with SqlSession(ws) as s:
+            s.execute(J, limit=1000, page_size=50).result(0)
+    cold_join()  # page cache and imports warm for both sides
+    res["join_cold"] = med(cold_join)
+    s = SqlSession(ws)
+    s.execute(J, limit=1000, page_size=50).result(0)
+    res["join_warm"] = med(lambda: s.execute(J, limit=1000, page_size=50).result(0))
+    s.execute(A1, limit=10000).result()
+    res["agg_warm"] = med(lambda: s.execute(A2, limit=10000).result())
+    pid = worker_pid(s)
+    res["worker_hwm"] = hwm(pid) if pid else 0
+    s.close()
+elif mode == "page1m":
+    from n4a_widgets.core.sql import SqlSession
+    s = SqlSession(ws)
+    t = time.perf_counter(); rows = s.execute(P, limit=1000, page_size=50, timeout_s=600).result(0).rows
+    res["cold"] = time.perf_counter() - t
+    res["warm"] = med(lambda: s.execute(P, limit=1000, page_size=50, timeout_s=600).result(0))
+    res["rows"] = len(rows); res["first"] = rows[0][0]
+    pid = worker_pid(s)
+    res["worker_hwm"] = hwm(pid) if pid else 0
+    s.close()
+elif mode == "polars1m":
+    import sqlite3
+    import polars as pl
+    def plain():
+        con = sqlite3.connect(f"file:{ws / 'store.sqlite'}?mode=ro&immutable=1", uri=True)
+        try:
+            meta = pl.read_database(
+                "SELECT prediction_id, dataset_name, model_name, val_score FROM predictions "
+                "WHERE partition = 'val'", con)
+        finally:
+            con.close()
+        arrays = pl.scan_parquet(str(ws / "arrays" / "*.parquet")).select(["prediction_id", "y_true", "y_pred"])
+        return meta.lazy().join(arrays, on="prediction_id").sort("val_score").head(50).collect()
+    t = time.perf_counter(); out = plain(); res["cold"] = time.perf_counter() - t
+    res["warm"] = med(plain)
+    res["rows"] = out.height; res["first"] = out["prediction_id"][0]
+res["kernel_hwm"] = hwm()
+print("RESULT " + json.dumps(res))
+'''
+
+
+def run_child(mode: str, ws: Path, repeat: int, pythonpath: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    args = [json.dumps(s) for s in (JOIN_SQL, AGG_SQL, AGG_SQL_2, PAGE_1M_SQL)]
+    # cwd outside any checkout: ``python -c`` puts the cwd first on sys.path
+    proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(ws), str(repeat), *args], env=env,
+                          capture_output=True, text=True, timeout=3600, check=False, cwd=tempfile.gettempdir())
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        raise SystemExit(f"{mode} with {pythonpath} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    return dict(json.loads(line[-1][7:]))
+
+
+def old_worktree(commit: str, dest: Path) -> Path:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(dest), commit], check=True,
+                   capture_output=True)
+    return dest
+
+
+def find_1m() -> Path | None:
+    from workspace_factory import cache_root
+
+    for cand in sorted(cache_root().glob("ws1000000_*")):
+        if (cand / ".complete").exists() and (cand / "ws" / "store.sqlite").exists():
+            return cand / "ws"
+    return None
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:7.0f} MB"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="predictions in the workspace")
+    parser.add_argument("--n", type=int, default=100_000, help="predictions in the workspace for 1. and 2.")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--old-commit", default="dd0a24c", help="commit whose in-process engine is the baseline")
+    parser.add_argument("--skip-1m", action="store_true")
+    parser.add_argument("--ws-1m", type=Path, default=None, help="a 1M-prediction workspace (default: bench cache)")
     args = parser.parse_args(argv)
-
-    import nirs4all.pipeline.storage  # noqa: F401  registers the store backend Predictions needs
-    from nirs4all.data.predictions import Predictions
-    from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
-
-    from n4a_widgets.core.sql import SqlSession
 
     from workspace_factory import cached_workspace
 
-    t0 = time.perf_counter()
     ws = cached_workspace(args.n)
-    print(f"workspace: {args.n} predictions at {ws} (ready in {time.perf_counter() - t0:.1f} s)")
+    tmp = Path(tempfile.mkdtemp(prefix="n4a_bench_sql_old_"))
+    old = tmp / "old"
     try:
-        # Warm the OS page cache and imports for both sides (pyarrow imports pandas on its first
-        # pa.array call), so cold means "new session", not "cold disk or first import".
-        with SqlSession(ws) as s:
-            s.execute("SELECT count(*) FROM runs")
-        WorkspaceStore.open_readonly(ws).close()
-
-        def ours_join_cold() -> int:
-            with SqlSession(ws) as s:
-                return s.execute(JOIN_SQL, limit=1000, page_size=50).result(0).row_count
-
-        t_join_cold, n_join = timed(ours_join_cold, args.repeat)
-
-        warm = SqlSession(ws)
-        warm.execute(JOIN_SQL, limit=1000, page_size=50)
-        t_join_warm, _ = timed(lambda: warm.execute(JOIN_SQL, limit=1000, page_size=50).result(0), args.repeat)
-
-        def ours_agg_cold() -> list[list[Any]]:
-            with SqlSession(ws) as s:
-                return s.execute(AGG_SQL, limit=10_000).result().rows
-
-        def theirs_agg_cold() -> Any:
-            store = WorkspaceStore.open_readonly(ws)
-            try:
-                return Predictions(store=store).query(AGG_SQL)
-            finally:
-                store.close()
-
-        t_agg_ours_cold, ours_rows = timed(ours_agg_cold, args.repeat)
-        t_agg_theirs_cold, theirs_df = timed(theirs_agg_cold, args.repeat)
-        assert len(ours_rows) == theirs_df.height, (len(ours_rows), theirs_df.height)
-
-        warm.execute(AGG_SQL, limit=10_000)
-        t_agg_ours_warm, _ = timed(lambda: warm.execute(AGG_SQL_2, limit=10_000).result(), args.repeat)
-        store = WorkspaceStore.open_readonly(ws)
-        preds = Predictions(store=store)
-        t_agg_theirs_warm, _ = timed(lambda: preds.query(AGG_SQL_2), args.repeat)
-        store.close()
-        warm.close()
+        old_worktree(args.old_commit, old)
+        ours = run_child("session", ws, args.repeat, REPO)
+        base = run_child("session", ws, args.repeat, old)
     finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], capture_output=True,
+                       check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(ws.parent, ignore_errors=True)
 
-    print(f"\njoin predictions x arrays, first page of 50 ({n_join} rows kept, cap 1000):")
-    print(
-        f"  cold (new session) {t_join_cold * 1000:8.1f} ms   goal < 1000 ms: {'OK' if t_join_cold < 1 else 'MISSED'}"
-    )
-    print(f"  warm (same session){t_join_warm * 1000:8.1f} ms")
-    print("\nmetadata aggregate, same SQL:")
-    print(
-        f"  cold: ours {t_agg_ours_cold * 1000:7.1f} ms   Predictions.query {t_agg_theirs_cold * 1000:7.1f} ms"
-        f"   ratio ours/theirs {t_agg_ours_cold / t_agg_theirs_cold:5.2f}"
-    )
-    print(
-        f"  warm: ours {t_agg_ours_warm * 1000:7.1f} ms   Predictions.query {t_agg_theirs_warm * 1000:7.1f} ms"
-        f"   ratio ours/theirs {t_agg_ours_warm / t_agg_theirs_warm:5.2f}"
-    )
+    print(f"\n{args.n:,} predictions — ours (worker process) vs the in-process engine of {args.old_commit}:")
+    for key, label in (("join_cold", "join, first page, new session"), ("join_warm", "join, first page, warm"),
+                       ("agg_warm", "metadata aggregate, warm")):
+        print(f"  {label:32s} ours {ours[key] * 1000:8.1f} ms   old {base[key] * 1000:8.1f} ms"
+              f"   ratio {ours[key] / base[key]:5.2f}")
+    ok = "OK" if ours["join_cold"] < 1 else "MISSED"
+    print(f"  goal: join first page (cold) < 1 s: {ok}")
+    print(f"  peak memory: ours kernel {mb(ours['kernel_hwm'])} + worker {mb(ours['worker_hwm'])};"
+          f" old kernel {mb(base['kernel_hwm'])}")
+
+    if args.skip_1m:
+        return 0
+    big = args.ws_1m or find_1m()
+    if big is None:
+        print("\n1M: no cached 1M workspace (python bench/workspace_factory.py 1000000 OUT --cached builds one)")
+        return 0
+    page = run_child("page1m", big, args.repeat, REPO)
+    plain = run_child("polars1m", big, args.repeat, REPO)
+    assert page["rows"] == plain["rows"] == 50, (page, plain)
+    total = page["kernel_hwm"] + page["worker_hwm"]
+    print(f"\n1M predictions ({big}): first page of predictions ⋈ arrays WHERE val ORDER BY val_score LIMIT 50")
+    for key in ("cold", "warm"):
+        print(f"  {key:5s} ours {page[key]:7.2f} s   polars {plain[key]:7.2f} s   ratio {page[key] / plain[key]:5.2f}")
+    print(f"  peak memory: ours kernel {mb(page['kernel_hwm'])} + worker {mb(page['worker_hwm'])} = {mb(total)};"
+          f" polars {mb(plain['kernel_hwm'])}")
+    ratio = page["cold"] / plain["cold"]
+    print(f"  goal: <= 0.5x polars and < 600 MB: {'OK' if ratio <= 0.5 and total < 600e6 else 'MISSED'}")
     return 0
 
 

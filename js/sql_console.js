@@ -7,7 +7,7 @@
  */
 import { tableFromIPC } from "apache-arrow";
 import {
-  actionButton, badge, errorPanel, formatCount, formatDuration, h, onChange, progressPanel, sendAction, setBusy,
+  actionButton, badge, errorPanel, formatCount, formatDuration, h, onChange, onKernelLost, sendAction, setBusy,
 } from "./lib/ui.js";
 
 /** @typedef {import("./lib/ui.js").Model} Model */
@@ -84,6 +84,45 @@ function resultTable(page, offset) {
   return h("table", { class: "n4a-table n4a-sql-results", "data-table": "results" }, thead, tbody);
 }
 
+/**
+ * "Running query · 2.4 s" with Cancel, while a query or export runs (no percent: a query has none).
+ * @param {Model} model
+ */
+function runningPanel(model) {
+  const label = h("span", { class: "n4a-sql-running-label", "data-section": "running" });
+  const cancel = actionButton(model, "Cancel", "cancel");
+  const el = h("div", { class: "n4a-row n4a-sql-running" }, label, cancel);
+  let since = Date.now();
+  let base = 0;
+  const text = () => {
+    const what = model.get("job_name") === "Export result" ? "Exporting" : "Running query";
+    const step = String(model.get("message") || "");
+    const detail = step && !/^(Starting|Running query)$/.test(step) ? ` · ${step}` : "";
+    label.textContent = `${what}${detail} · ${formatDuration(base + (Date.now() - since) / 1000)}`;
+  };
+  const update = () => {
+    const running = model.get("state") === "running";
+    el.style.display = running ? "" : "none";
+    base = Number(model.get("elapsed") || 0);
+    since = Date.now();
+    if (running) text();
+  };
+  update();
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let timer = setInterval(() => { if (model.get("state") === "running") text(); }, 250);
+  const off = onChange(model, ["state", "message", "elapsed", "job_name"], update);
+  const stop = () => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+  };
+  const unwatch = onKernelLost(model, () => { // the query is gone with the kernel: stop counting
+    stop();
+    off();
+    el.style.display = "none";
+  });
+  return { el, dispose: () => { stop(); off(); unwatch(); } };
+}
+
 /** @param {{model: Model, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "n4a-widget n4a-sql-console" });
@@ -115,8 +154,9 @@ function render({ model, el }) {
   });
   const exportLine = h("span", { class: "n4a-muted", "data-section": "export" });
   const history = h("div", { class: "n4a-sql-history", "data-section": "history" });
-  const progress = progressPanel(model);
+  const progress = runningPanel(model);
   const errors = errorPanel(model);
+  const notices = h("div", { class: "n4a-muted", "data-section": "notices" });
 
   root.append(header,
     h("div", { class: "n4a-sql-main" },
@@ -124,7 +164,7 @@ function render({ model, el }) {
       h("div", { class: "n4a-sql-work" },
         editor,
         h("div", { class: "n4a-row" }, runButton, examples),
-        errors.el, progress.el, warnings, status, results, pager,
+        errors.el, progress.el, notices, warnings, status, results, pager,
         h("div", { class: "n4a-row" }, exportInput, exportButton, exportLine),
         h("details", { class: "n4a-section" }, h("summary", {}, "History"), history))));
   el.append(root);
@@ -189,7 +229,19 @@ function render({ model, el }) {
 
   const drawStatus = () => {
     const r = model.get("report") || {};
-    if (r.row_count === undefined) {
+    const resultState = String(model.get("result_state") || "none");
+    // Dim the previous result while a new query runs (inline: the shared stylesheet has no class for it).
+    results.classList.toggle("n4a-sql-stale", resultState === "stale");
+    results.style.opacity = resultState === "stale" ? "0.45" : "";
+    if (resultState === "none" && results.childElementCount) results.replaceChildren();
+    /** @type {HTMLButtonElement} */ (exportButton).disabled = resultState !== "fresh" || model.get("state") === "running";
+    const n = model.get("notices") || [];
+    notices.textContent = n.length ? String(n[n.length - 1]) : "";
+    if (model.get("state") === "cancelled" && resultState === "none") {
+      status.textContent = "Cancelled";
+      pageLabel.textContent = "";
+      pager.style.display = "none";
+    } else if (r.row_count === undefined) {
       status.textContent = "";
       pageLabel.textContent = "";
       pager.style.display = "none";
@@ -233,6 +285,10 @@ function render({ model, el }) {
    * @param {any[]} [buffers]
    */
   const onMessage = (content, buffers) => {
+    if (content && content.type === "clear") {
+      results.replaceChildren();
+      return;
+    }
     if (!content || content.type !== "page" || !buffers || !buffers.length) return;
     try {
       results.replaceChildren(resultTable(decodePage(buffers[0]), Number(content.offset || 0)));
@@ -250,7 +306,7 @@ function render({ model, el }) {
     onChange(model, ["schema"], drawSchema),
     onChange(model, ["examples"], drawExamples),
     onChange(model, ["history"], drawHistory),
-    onChange(model, ["report", "warnings", "last_export", "export_path"], drawStatus),
+    onChange(model, ["report", "warnings", "last_export", "export_path", "result_state", "notices"], drawStatus),
     onChange(model, ["state"], drawBusy),
     onChange(model, ["sql"], drawSql),
   ];

@@ -557,12 +557,13 @@ def test_arrays_in_memory_and_streamed_give_the_same_rows(sandbox, session: SqlS
     sql = ("SELECT p.prediction_id, p.partition, a.y_true, a.y_pred FROM predictions p JOIN arrays a "
            "USING (prediction_id) ORDER BY p.prediction_id")
     in_memory = session.execute(sql, limit=100000).result().rows
-    assert session._arrays_mode == "table"
+    state = session.engine_state()
+    assert state["arrays_mode"] == "table"
     live = session.execute("SELECT count(*) FROM predictions").result().rows[0][0]
-    assert session._arrays_table is not None and session._arrays_table.num_rows == live
+    assert state["arrays_rows"] == live
     with SqlSession(sandbox["ws"], arrays_memory_bytes=0) as streamed:
         assert streamed.execute(sql, limit=100000).result().rows == in_memory
-        assert streamed._arrays_mode == "dataset"
+        assert streamed.engine_state()["arrays_mode"] == "dataset"
     assert len(in_memory) == live
 
 
@@ -578,10 +579,9 @@ def test_contract_array_schema_matches_nirs4all() -> None:
 
 
 def test_contract_tombstones_read_like_nirs4all(demo_ws: Path) -> None:
-    from n4a_widgets.core.arrays_readonly import read_tombstones
-    from n4a_widgets.core.sql import read_tombstone_ids
+    from n4a_widgets.core.arrays_readonly import read_tombstones, tombstone_ids
 
-    assert read_tombstone_ids(demo_ws) == set(read_tombstones(demo_ws)) != set()
+    assert tombstone_ids(demo_ws) == set(read_tombstones(demo_ws)) != set()
 
 
 def test_contract_adbc_sqlite_batch_rows_option() -> None:
@@ -595,3 +595,24 @@ def test_contract_private_fetch_pl_exists() -> None:
     from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
 
     assert callable(WorkspaceStore._fetch_pl)
+
+
+def test_arrays_of_the_page_only_give_the_same_rows(sandbox, session: SqlSession) -> None:
+    """Late materialization (arrays fetched for the kept rows only) answers exactly like a full scan."""
+    sqls = [
+        "SELECT p.prediction_id, p.val_score, a.y_true, a.y_pred FROM predictions p JOIN arrays a "
+        "USING (prediction_id) WHERE p.partition = 'val' ORDER BY p.val_score, p.prediction_id LIMIT 7",
+        "SELECT a.y_pred, p.model_name, a.prediction_id FROM predictions p LEFT JOIN arrays a "
+        "USING (prediction_id) ORDER BY p.prediction_id DESC LIMIT 11",
+        "SELECT y_true FROM arrays WHERE partition = 'test' ORDER BY prediction_id LIMIT 0",
+    ]
+    with SqlSession(sandbox["ws"], arrays_memory_bytes=20_000) as late:
+        for sql in sqls:
+            want = session.execute(sql, limit=1000).result()
+            got = late.execute(sql, limit=1000).result()
+            assert late.engine_state()["arrays_mode"] == "late", sql
+            assert got.rows == want.rows and got.types == want.types, sql
+        # a query that computes on an array column cannot be answered late: it streams instead
+        sql = "SELECT prediction_id, len(y_pred) AS n FROM arrays ORDER BY prediction_id LIMIT 5"
+        assert late.execute(sql).result().rows == session.execute(sql).result().rows
+        assert late.engine_state()["arrays_mode"] == "dataset"

@@ -78,6 +78,7 @@ def test_cancel_stops_a_running_query(demo_ws: Path) -> None:
     w.cancel()
     assert w.wait(30)
     assert w.state == "cancelled", (w.state, w.error)
+    assert w.error == {} and w.message == "Cancelled"  # the user's own Cancel is not an error
     w.run("SELECT 1 AS one")
     w.wait(30)
     assert w.state == "done" and w.page_rows() == [[1]]
@@ -110,3 +111,36 @@ def test_export_result_writes_outside_the_workspace(demo_ws: Path, tmp_path: Pat
 def test_bad_path_gives_error_state(tmp_path: Path) -> None:
     w = SqlConsole(tmp_path / "missing")
     assert w.state == "error" and "does not exist" in w.error["message"]
+
+
+def test_failed_or_cancelled_query_clears_the_previous_result(demo_ws: Path) -> None:
+    """A new user must never take the last good result for the answer to a query that failed."""
+    import threading
+    import time
+
+    w, sent = _console(demo_ws)
+    w.run("SELECT model_name FROM predictions LIMIT 3")
+    assert w.wait(60) and w.state == "done" and w.result_state == "fresh"
+    w.run("SELECT no_such_column FROM predictions")
+    assert w.wait(60) and w.state == "error"
+    assert w.report == {} and w.result_state == "none" and sent[-1][0] == {"type": "clear"}
+    assert "Error" not in w.error["message"]  # no exception class names in what the user reads
+    with pytest.raises(InvalidArgumentError, match="no result"):
+        w.export_result("/tmp/never.parquet")
+    w.run("SELECT model_name FROM predictions LIMIT 3")
+    assert w.wait(60) and w.result_state == "fresh"
+    # A statement the engine does not interrupt (planning thousands of branches): Cancel still lands fast.
+    slow = " UNION ALL ".join(f"SELECT {i}" for i in range(4500))
+    w.timeout_s = 120
+    w.run(slow)
+    assert w.result_state == "stale"
+    time.sleep(0.3)
+    assert w.state == "running" and w.message in ("Starting", "Running query")
+    pressed = time.monotonic()
+    w.cancel()
+    assert w.wait(30)
+    waited = time.monotonic() - pressed
+    assert w.state == "cancelled" and w.error == {} and w.report == {} and w.result_state == "none"
+    assert waited < 3.0  # the limit under test (cancel grace 0.5 s), with slack for a loaded machine
+    assert threading.active_count() < 50
+    w.close()

@@ -14,6 +14,11 @@ function ipcPage() {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Deliver a custom message the way anywidget does. */
+function deliver(model, content, buffers) {
+  for (const cb of model.listeners.get("msg:custom") ?? []) cb(content, buffers);
+}
+
 function setup(traits = {}) {
   return mount(widget, {
     workspace_path: "/data/ws", state: "idle", progress: 0, message: "", elapsed: 0, error: {}, report: {},
@@ -95,7 +100,7 @@ describe("SqlConsole", () => {
   });
 
   it("sends the export path", () => {
-    const { el, model } = setup();
+    const { el, model } = setup({ result_state: "fresh" });
     el.querySelector(".n4a-sql-export-path").value = "/tmp/out.parquet";
     el.querySelector("[data-action=export_result]").click();
     expect(model.sent.at(-1).content).toEqual({ action: "export_result", args: { path: "/tmp/out.parquet" } });
@@ -109,6 +114,39 @@ describe("SqlConsole", () => {
     const page = decodePage(ipcPage());
     expect(page.columns).toEqual(["model_name", "val_score"]);
     expect(page.rows[1][1].text).toBe("0.5");
+  });
+
+  it("dims a stale result, clears it after a failure or cancel, and disables Export", () => {
+    const { el, model } = setup({ result_state: "fresh", report: { row_count: 2, page: 0, page_count: 1, duration_seconds: 0.1 } });
+    const results = el.querySelector("[data-section=results]");
+    deliver(model, { type: "page", offset: 0 }, [ipcPage()]);
+    expect(results.querySelectorAll("tbody tr").length).toBe(2);
+    const exportButton = el.querySelector("[data-action=export_result]");
+    expect(exportButton.disabled).toBe(false);
+    model.set("result_state", "stale");
+    expect(results.style.opacity).toBe("0.45");
+    expect(exportButton.disabled).toBe(true);
+    deliver(model, { type: "clear" }, []);
+    model.set("report", {});
+    model.set("result_state", "none");
+    model.set("state", "cancelled");
+    expect(results.childElementCount).toBe(0);
+    expect(exportButton.disabled).toBe(true);
+    expect(el.querySelector("[data-section=status]").textContent).toBe("Cancelled");
+    expect(el.querySelector(".n4a-error").textContent).toBe("");
+  });
+
+  it("shows a running label and plain error titles, never a class name", () => {
+    const { el, model } = setup();
+    model.set("message", "Starting");
+    model.set("state", "running");
+    expect(el.querySelector("[data-section=running]").textContent).toMatch(/^Running query · /);
+    expect(el.querySelector("[data-section=running]").textContent).not.toContain("%");
+    model.set("state", "error");
+    for (const type of ["QueryTimeoutError", "QueryRejectedError", "OperationCancelledError", "ValueError", "Whatever"]) {
+      model.set("error", { type, title: "Time limit reached", message: "m", hint: "" });
+      expect(el.querySelector(".n4a-error").textContent).not.toContain(type);
+    }
   });
 
   itShowsErrorsAndCleansUp(setup);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..core.errors import WorkspaceError
 from ..core.workspace import Workspace
 from .output import emit
 
@@ -42,7 +43,15 @@ def format_table(columns: list[str], rows: list[list[object]]) -> str:
 
 
 def _query(args: argparse.Namespace) -> int:
-    result = Workspace(args.path).query(args.sql, limit=args.limit, timeout_s=args.timeout)
+    try:
+        result = Workspace(args.path).query(args.sql, limit=args.limit, timeout_s=args.timeout)
+    except WorkspaceError:
+        raise  # printed as "error: ..." and "hint: ..." by the CLI, exit 1
+    except Exception:  # noqa: BLE001 - never a traceback or a machine path on the terminal
+        raise WorkspaceError(
+            "The query failed unexpectedly; nothing was changed.",
+            "Run it again; if it keeps failing, report the query (not this machine's paths).",
+        ) from None
     more = f" (truncated at {result.limit}; more rows exist)" if result.truncated else ""
     summary = (
         f"{format_table(result.columns, result.rows)}\n"

@@ -48,6 +48,28 @@ def read_tombstones(root: Path) -> dict[str, str]:
         return {str(k): str(v) for k, v in dict(json.load(f)).items()}
 
 
+def tombstone_ids(root: Path) -> set[str]:
+    """Ids in ``arrays/_tombstones.json`` (pending deletes), read without importing nirs4all.
+
+    Same answer as ``read_tombstones`` (a contract test checks it); for callers that must stay
+    light (the SQL worker starts in a fresh process, where importing nirs4all costs seconds).
+    """
+    import json
+
+    from .errors import WorkspaceError
+
+    path = root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE
+    if not path.is_file():
+        return set()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WorkspaceError(
+            f"{path.name} in arrays/ cannot be read.", "Run StorageHealth to check the workspace; nothing was changed."
+        ) from exc
+    return {str(k) for k in (data.keys() if isinstance(data, dict) else data)}
+
+
 def live_prediction_ids(root: Path, dataset_name: str | None = None) -> set[str]:
     """Ids of the predictions in ``store.sqlite`` (read-only), optionally of one dataset."""
     from .readonly_sqlite import open_readonly

@@ -140,14 +140,16 @@ class Workspace:
 
         Tables: those of ``store.sqlite`` (``predictions``, ``runs``, ...) and
         ``arrays`` (live prediction arrays; join on ``prediction_id``).  Only a
-        single SELECT runs, in an engine with no file access; more than
-        ``limit`` rows sets ``truncated``; ``timeout_s`` stops it.  Returns a
+        single SELECT runs, in an engine with no file access, in a worker
+        process that is stopped at ``timeout_s`` (plus a small grace) or over
+        its memory cap; more than ``limit`` rows sets ``truncated``.  Returns a
         ``QueryResult`` (``columns``, ``rows``, ``row_count``, ``truncated``);
-        raises ``QueryRejectedError`` or ``QueryTimeoutError``.
+        every failure is a ``WorkspaceError`` (``QueryRejectedError``,
+        ``QueryTimeoutError``, ...).
         """
         from .sql import run_query
 
-        return run_query(self, sql, limit=limit, timeout_s=timeout_s, cancel=cancel)
+        return run_query(self.path, sql, limit=limit, timeout_s=timeout_s, cancel=cancel)
 
     def export(
         self,

@@ -69,6 +69,10 @@ class SqlConsole(WorkspaceWidget):
     export_path = t.Unicode("").tag(sync=True)
     last_export = t.Dict().tag(sync=True)
     warnings: t.List[Any] = t.List().tag(sync=True)
+    result_state = t.Unicode("none").tag(sync=True)
+    """``none`` (nothing to show or export), ``fresh`` (the result on screen), ``stale`` (a new query runs)."""
+    notices: t.List[Any] = t.List().tag(sync=True)
+    """What the engine did on its own (restarted after an internal error, a crash or a limit)."""
 
     def __init__(
         self, workspace: str | pathlib.Path | Workspace, *, sql: str = "", warm_up: bool = True, **kwargs: Any
@@ -96,7 +100,7 @@ class SqlConsole(WorkspaceWidget):
         with self._session_lock:
             if self._session is None:
                 assert self.workspace is not None
-                self._session = SqlSession(self.workspace)
+                self._session = SqlSession(self.workspace.path)
             return self._session
 
     def close(self) -> None:
@@ -127,6 +131,9 @@ class SqlConsole(WorkspaceWidget):
         session = self._get_session()
         limit, page_size, timeout = int(self.limit), int(self.page_size), float(self.timeout_s)
 
+        if self._cursor is not None:
+            self.result_state = "stale"  # dimmed on the page, Export off, until this query ends
+
         def work(progress: Callable[[float, str], None], cancel: threading.Event) -> Any:
             progress(0.0, "Running query")
             try:
@@ -134,17 +141,34 @@ class SqlConsole(WorkspaceWidget):
             except Exception as exc:
                 from ..jobs import error_to_dict
 
+                self._clear_result()
                 self._remember(text, None, error_to_dict(exc))
                 raise
+            finally:
+                self.notices = list(session.notices[-5:])
 
         def on_result(cursor: Any) -> None:
             self._cursor = cursor
             self.page = 0
-            self.report = cursor.result(0).to_dict(include_rows=False)
+            self.report = cursor.summary(0)
+            self.result_state = "fresh"
             self._remember(text, self.report, None)
             self._send_page()
 
         self._run("Query", work, writes=False, on_result=on_result)
+
+    def _clear_result(self) -> None:
+        """A failed or cancelled query leaves nothing on screen that could pass for its result."""
+        self._cursor = None
+        self.report = {}
+        self.result_state = "none"
+        self.send({"type": "clear"})
+
+    @t.observe("state")
+    def _on_state(self, change: dict[str, Any]) -> None:
+        if change["new"] == "cancelled":  # the user's own Cancel: neutral, not an error
+            self.error = {}
+            self.message = "Cancelled"
 
     def _remember(self, text: str, report: dict[str, Any] | None, error: dict[str, Any] | None) -> None:
         entry: dict[str, Any] = {"sql": text, "ok": error is None}
@@ -162,7 +186,7 @@ class SqlConsole(WorkspaceWidget):
             raise InvalidArgumentError("There is no result yet.", "Run a query first.")
         index = max(0, min(int(index), self._cursor.page_count - 1))
         self.page = index
-        self.report = self._cursor.result(index).to_dict(include_rows=False)
+        self.report = self._cursor.summary(index)
         self._send_page()
 
     @action
@@ -210,9 +234,9 @@ class SqlConsole(WorkspaceWidget):
 
         if self.busy:
             raise WorkspaceBusyError("A job is already running.", "Wait for it or press Cancel.")
-        if self._cursor is None and not self.sql.strip():
-            raise InvalidArgumentError("There is no query to export.", "Run a query first.")
-        text = self._cursor.sql if self._cursor is not None else self.sql
+        if self._cursor is None or self.result_state != "fresh":
+            raise InvalidArgumentError("There is no result to export.", "Run a query first; export writes its result.")
+        text = self._cursor.sql
         session = self._get_session()
         assert self.workspace is not None
         dest = str(path) if path not in (None, "") else (self.export_path or None)
