@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import layout
+from .. import layout
 
 #: Metadata columns a current ``save_prediction`` accepts, in a stable order.
 PREDICTION_FIELDS = (
@@ -68,7 +68,7 @@ def parse_json(value: Any) -> Any:
 
 def sanitize_dataset_filename(name: str) -> str:
     """nirs4all's file name for a dataset's array file (same rule since 0.8.0)."""
-    from .nirs4all_api import sanitize_dataset_filename as sanitize
+    from ..nirs4all_api import sanitize_dataset_filename as sanitize
 
     return sanitize(name)
 
@@ -123,7 +123,7 @@ def arrays_from_batch(batch: Any) -> list[dict[str, Any]]:
                     row[field] = row[field].reshape(shape)
         for field, label_values in labels.items():
             if label_values[i] is not None:
-                from .nirs4all_api import decode_target_array
+                from ..nirs4all_api import decode_target_array
 
                 row[field] = decode_target_array(
                     {field: None, f"{field}_labels": label_values[i], "task_type": task[i] if task else None}, field
@@ -372,7 +372,7 @@ class DuckDBReader(LegacyReader):
 
     def __init__(self, root: Path, layout_name: str) -> None:
         super().__init__(root, layout_name)
-        from .readonly_duckdb import open_duckdb_readonly
+        from ..readonly_duckdb import open_duckdb_readonly
 
         self.conn = self._stack.enter_context(open_duckdb_readonly(root / layout.STORE_DUCKDB))
         self._tables: set[str] | None = None
@@ -450,7 +450,7 @@ class SQLiteReader(LegacyReader):
 
     def __init__(self, root: Path, layout_name: str) -> None:
         super().__init__(root, layout_name)
-        from .readonly_sqlite import open_readonly, table_names
+        from ..readonly_sqlite import open_readonly, table_names
 
         self.conn = self._stack.enter_context(open_readonly(root / layout.STORE_SQLITE))
         self._tables = table_names(self.conn)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout
-from .errors import OperationCancelledError
-from .migration_readers import (
+from .. import layout
+from ..errors import OperationCancelledError
+from .readers import (
     CORE_TABLES,
     FLOAT_ARRAYS,
     INT_ARRAYS,
