@@ -104,10 +104,14 @@ class MigrationWizard(WorkspaceWidget):
     def _migrate(self, name: str, action: str) -> None:
         ws = self.workspace
         assert ws is not None
+        # Execute the previewed plan (refused if the source changed), when the preview was of this action.
+        previewed = (action == "auto" and self.plan.get("action") == "migrate") or (
+            action == "resume" and self.plan.get("state") == "mid_migration")
+        plan_id = (self.plan.get("plan_id") or None) if previewed else None
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
-            return ws.migrate(dry_run=False, output=self._out(), action=action, progress=progress,
-                              cancel=cancel).to_dict()
+            return ws.migrate(dry_run=False, output=self._out(), action=action, plan_id=plan_id,
+                              progress=progress, cancel=cancel).to_dict()
 
         def on_result(result: dict[str, Any]) -> None:
             self.report = result

@@ -74,7 +74,7 @@ class _Converter:
     pipeline_dataset: dict[str, Any] = field(default_factory=dict)
 
     def artifacts(self) -> None:
-        self.run.report_progress(0.05, "Registering artifacts")
+        self.run.ticker.step(0.05, "Registering artifacts")
         for art in self.reader.rows("artifacts", order_by="artifact_id"):
             self.run.check()
             self.store.register_existing_artifact(
@@ -86,7 +86,7 @@ class _Converter:
     def runs_and_pipelines(self) -> list[dict[str, Any]]:
         """Runs first (a pipeline needs one; orphans get a new run), then pipelines with their status."""
         run, store = self.run, self.store
-        run.report_progress(0.06, "Runs and pipelines")
+        run.ticker.step(0.06, "Runs and pipelines")
         runs = self.reader.rows("runs", order_by="created_at, run_id")
         pipelines = self.reader.rows("pipelines", order_by="created_at, pipeline_id")
         known_runs = {r["run_id"] for r in runs}
@@ -118,7 +118,7 @@ class _Converter:
         return runs
 
     def chains(self) -> None:
-        self.run.report_progress(0.08, "Chains")
+        self.run.ticker.step(0.08, "Chains")
         for c in self.reader.rows("chains", order_by="created_at, chain_id"):
             self.run.check()
             pid = self.id_map["pipelines"].get(str(c["pipeline_id"]))
@@ -149,7 +149,7 @@ class _Converter:
                     self.store.array_store.save_batch(records)
                 first = done == 0
                 done += len(batch)
-                self.run.report_progress(0.1 + 0.55 * done / total,
+                self.run.ticker.step(0.1 + 0.55 * done / total,
                                          f"Converting {dataset}: {done}/{total} predictions")
                 if first:
                     _kill_point("converting")
@@ -180,7 +180,7 @@ class _Converter:
         return kwargs
 
     def logs(self) -> None:
-        self.run.report_progress(0.66, "Logs")
+        self.run.ticker.step(0.66, "Logs")
         for chunk in self.reader.iter_rows("logs", "log_id"):
             self.run.check()
             with self.store.transaction():
@@ -200,7 +200,7 @@ class _Converter:
                 self.store.complete_run(new_id, r.get("summary") or {})
             elif r.get("status") == "failed":
                 self.store.fail_run(new_id, str(r.get("error") or "failed (legacy)"))
-        self.run.report_progress(0.68, "Chain summaries")
+        self.run.ticker.step(0.68, "Chain summaries")
         chain_ids = list(self.id_map["chains"].values())
         if chain_ids:
             from ..nirs4all_api import analyze

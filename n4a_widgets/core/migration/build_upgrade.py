@@ -35,12 +35,12 @@ def _copy_tree(run: _Run, source: Path, dest: Path, *, skip_top: set[str], weigh
         run.check()
         target = dest / path.relative_to(source)
         shutil.copy2(path, target)
-        run.report_progress(weight[0] + (weight[1] - weight[0]) * (i + 1) / total, f"Copying files ({i + 1}/{total})")
+        run.ticker.step(weight[0] + (weight[1] - weight[0]) * (i + 1) / total, f"Copying files ({i + 1}/{total})")
 
 
 def _build_upgrade(run: _Run, staging: Path, kind: str) -> None:
     """SQLite sources: nirs4all upgrades a copy; the source is only read."""
-    run.report_progress(0.02, "Copying and upgrading the SQLite store (nirs4all upgrade_workspace_copy)")
+    run.ticker.step(0.02, "Copying and upgrading the SQLite store (nirs4all upgrade_workspace_copy)")
     if kind == "upgrade":
         from nirs4all.workspace.upgrade import upgrade_workspace_copy
 
@@ -56,8 +56,8 @@ def _build_upgrade(run: _Run, staging: Path, kind: str) -> None:
         _copy_tree(run, run.source, staging, skip_top={layout.JOB_LOCK_FILE}, weight=(0.02, 0.4))
         from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
 
-        run.report_progress(0.45, "Upgrading the copied SQLite schema (nirs4all WorkspaceStore)")
+        run.ticker.step(0.45, "Upgrading the copied SQLite schema (nirs4all WorkspaceStore)")
         store = WorkspaceStore(staging)  # upgrades the COPY's schema in place
         store.close()
     _kill_point("converting")
-    run.report_progress(0.6, "Upgrade done")
+    run.ticker.step(0.6, "Upgrade done")

@@ -1,10 +1,17 @@
 """Migrate a legacy workspace into the current nirs4all format, never in place.
 
-``migrate(ws, dry_run=True, output=None, action="auto")`` (``Workspace.migrate``):
+``migrate(source, dry_run=True, output=None, plan_id=None, force=False, action="auto")``
+(``Workspace.migrate``) is a ``WriteOperation`` run by ``write_op.run_write``,
+the skeleton every write shares (docs/ARCHITECTURE.md, "The write skeleton"):
 
 1. **Dry run** (the default) reads the source read-only and reports what would
    be migrated (rows, datasets, sizes, an estimated duration measured on a
-   sample).  It writes nothing anywhere.
+   sample) with a ``plan_id``: a fingerprint of the source's files and of the
+   plan (format, datasets and counts, output or backup name).  It writes
+   nothing anywhere.  Executing with that ``plan_id`` refuses with
+   ``PlanChangedError`` if the source changed since; the backup name's
+   timestamp is carried in the ``plan_id``, so the name the dry run shows is
+   the name used.
 2. **Execute** builds the new workspace in a staging folder beside the source
    (``layout.migration_staging_dir``), writing ONLY through nirs4all's API:
    ``upgrade_workspace_copy`` for SQLite schema 2-4, a ``WorkspaceStore`` opened
@@ -14,7 +21,7 @@
    ``array_store.save_batch``, ``log_step``, ``complete_run``,
    ``bulk_update_chain_summaries``).  Run, pipeline and chain ids are re-issued
    by nirs4all; the old -> new map is kept in ``.n4a_migration_receipt.json``.
-3. **Verify everything** (``migration_verify``): ids, metadata, scores, every
+3. **Verify everything** (``verify``): ids, metadata, scores, every
    array value (NaN-aware), per-table counts, artifact bytes.  Any mismatch
    aborts: staging removed, source untouched.
 4. **Publish** with atomic renames, recorded in a fsynced journal
@@ -27,7 +34,7 @@ A crash at any instant leaves the untouched source or a ``mid_migration`` state
 that ``migrate(action="resume")`` finishes (or rebuilds, if verification had not
 completed) and ``migrate(action="rollback")`` undoes.  ``action="auto"``
 resumes.  Two migrations of one source exclude each other through a lock file
-beside the source (never inside it).
+beside the source (never inside it), removed when the migration ends.
 
 Test hook: ``N4A_MIGRATION_TEST_KILL_AT=<point>`` makes the process kill itself
 with SIGKILL at a named point (see ``KILL_POINTS``); the crash-safety tests use
@@ -36,39 +43,47 @@ it.  It does nothing unless that variable is set.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import json
 import os
+import re
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import layout
-from ..errors import (
-    InvalidArgumentError,
-    MigrationError,
-    OperationCancelledError,
-    WorkspaceError,
-)
-from ..progress import Progress
+from ..errors import InvalidArgumentError, MigrationError, WorkspaceError
+from ..plans import make_plan_id
+from ..progress import Progress, Ticker
 from ..reports import utc_now
-from .build_convert import _build_convert
-from .build_upgrade import _build_upgrade
-from .context import _Cancelled, _check_not_busy, _checker, _lock_marker, _Run
-from .journal import _kill_point, _publish, _remove_journal, _remove_staging, _rollback, read_journal, write_journal
-from .plan import _arrays_size, _backup_name, _classify, _empty_report, _plan, _plan_reader, tree_size
+from ..write_op import WriteContext, WriteOperation, run_write
+from .context import _Run, lock_marker, lock_still_ours, remove_lock_marker
+from .execute import RECEIPT_FILE, _replace, execute_plan
+from .journal import _publish, _rollback, read_journal
+from .plan import _classify, _empty_report, _estimate, _plan, _plan_reader, backup_name, new_stamp, tree_state_token
 from .report import MigrationReport
 
-if TYPE_CHECKING:
-    pass
-
-
+__all__ = ["ACTIONS", "RECEIPT_FILE", "MigrateOperation", "MigrationPlan", "migrate"]
 
 ACTIONS = ("auto", "resume", "rollback")
-RECEIPT_FILE = ".n4a_migration_receipt.json"
-DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: A plan_id that names a backup starts with the backup's timestamp.
+_STAMPED = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]+$")
+
+
+@dataclass
+class MigrationPlan:
+    """What an execution will do, computed read-only; ``plan_id`` fingerprints it with the source state."""
+
+    plan_id: str
+    kind: str
+    """``convert``, ``upgrade``, ``reopen-copy``; ``resume`` / ``rollback`` for an interrupted migration."""
+    layout_name: str
+    report: MigrationReport
+    """The dry-run report (without the estimate, which is only measured for a dry run)."""
+    skip: frozenset[str] = frozenset()
+    output: Path | None = None
+    backup: Path | None = None
+    journal: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def migrate(
@@ -82,30 +97,155 @@ def migrate(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> MigrationReport:
-    """Migrate ``ws`` into the current format (see module docstring)."""
-    if action not in ACTIONS:
-        raise InvalidArgumentError(f"Unknown action {action!r}.", f"Use one of {', '.join(ACTIONS)}.")
+    """Migrate ``source`` into the current format (see the module docstring)."""
     source = Path(source)
-    out = Path(output).expanduser().absolute() if output is not None else None
-    journal = read_journal(source)
-    staging = layout.migration_staging_dir(source)
-    run = _Run(source, "?", progress, _checker(cancel))
+    op = MigrateOperation(output=output, action=action, plan_id=plan_id)
+    try:
+        return run_write(source, op, dry_run=dry_run, plan_id=plan_id, force=force, progress=progress,
+                         cancel=cancel)
+    finally:
+        if not dry_run:
+            remove_lock_marker(source)
 
-    if journal is not None or staging.exists():
-        return _handle_interrupted(run, journal, dry_run, out, action, cancel)
-    if action != "auto":
-        raise MigrationError(f"No interrupted migration of {source} to {action}.",
-                             "Run the migration itself (action='auto').")
-    if not source.is_dir():
-        raise WorkspaceError(f"{source} does not exist.")
-    layout_name, kind = _classify(source)
-    run.layout_name = layout_name
-    if out is not None:
-        _check_output(source, out)
-    if dry_run:
-        report, _ = _plan(run, kind, out)
-        return _replace(report, duration_seconds=round(time.monotonic() - run.started, 3))
-    return _execute(run, kind, out)
+
+def _interrupted(source: Path) -> bool:
+    return layout.migration_journal(source).is_file() or layout.migration_staging_dir(source).exists()
+
+
+class MigrateOperation(WriteOperation[MigrationPlan, MigrationReport]):
+    """A migration on the one write skeleton: its lock beside the source, no 1.x writer probe."""
+
+    name = "migrate"
+    label = "migration"
+    probe_writers = False
+    """A legacy source cannot be written by a nirs4all 1.x run (the arrays lock is still checked)."""
+
+    def __init__(self, *, output: str | os.PathLike[str] | None, action: str, plan_id: str | None) -> None:
+        if action not in ACTIONS:
+            raise InvalidArgumentError(f"Unknown action {action!r}.", f"Use one of {', '.join(ACTIONS)}.")
+        self.output = Path(output).expanduser().absolute() if output is not None else None
+        self.action = action
+        stamped = _STAMPED.match(plan_id or "")
+        self.stamp = stamped.group(1) if stamped else new_stamp()
+        self.started = time.monotonic()
+        self.started_at = utc_now()
+
+    def parameters(self) -> dict[str, Any]:
+        return {"output": str(self.output) if self.output else None, "action": self.action}
+
+    def lock_marker(self, root: Path) -> Path:
+        return lock_marker(root)
+
+    def validate(self, root: Path) -> None:
+        if _interrupted(root):
+            return
+        if self.action != "auto":
+            raise MigrationError(f"No interrupted migration of {root} to {self.action}.",
+                                 "Run the migration itself (action='auto').")
+        if not root.is_dir():
+            raise WorkspaceError(f"{root} does not exist.")
+        _classify(root)
+        if self.output is not None:
+            _check_output(root, self.output)
+
+    def _run(self, root: Path, layout_name: str, ticker: Ticker) -> _Run:
+        return _Run(root, layout_name, ticker, started=self.started, started_at=self.started_at)
+
+    def plan(self, root: Path, ticker: Ticker) -> MigrationPlan:
+        if _interrupted(root):
+            return self._plan_interrupted(root, ticker)
+        layout_name, kind = _classify(root)
+        run = self._run(root, layout_name, ticker)
+        backup = None if self.output is not None else backup_name(root, self.stamp)
+        ticker.step(0.1, "Reading the legacy store")
+        report, skip = _plan(run, kind, self.output, backup)
+        params = {
+            "kind": kind, "layout": layout_name, "output": str(self.output) if self.output else None,
+            "backup": str(backup) if backup else None, "datasets": report.datasets,
+            "counts": report.table_counts_before, "errors": report.errors,
+        }
+        digest = make_plan_id("migrate", params, skip, tree_state_token(root))
+        plan_id = f"{self.stamp}-{digest}" if backup is not None else digest
+        return MigrationPlan(plan_id, kind, layout_name, report, frozenset(skip), self.output, backup)
+
+    def _plan_interrupted(self, root: Path, ticker: Ticker) -> MigrationPlan:
+        """Resume (publish a verified copy, or rebuild) or roll back what an interrupted migration left."""
+        journal = read_journal(root)
+        j = journal or {}
+        phase = j.get("phase", "staging")
+        saved = j.get("report") or {}
+        verified = phase in ("verified", "source_renamed", "published") and bool(saved)
+        chosen = self.action if self.action != "auto" else "resume"
+        run = self._run(root, str(j.get("source_format") or "?"), ticker)
+        what = (
+            ("finish publishing the verified copy" if verified else "discard the unfinished staging copy and "
+             "migrate again from the untouched source")
+            if chosen == "resume" else "remove the staging copy and restore the original workspace at its path"
+        )
+        report = _empty_report(
+            run, action="inspect", state="mid_migration", output_path=j.get("output") or str(root),
+            backup_path=j.get("backup"),
+            warnings=(f"An interrupted migration was found (phase '{phase}'). {chosen.capitalize()} would {what}.",),
+            total_rows=int(saved.get("total_rows") or 0),
+        )
+        staging = layout.migration_staging_dir(root)
+        state = {
+            "journal": j, "staging": staging.exists(), "source": tree_state_token(root) if root.exists() else None,
+            "backup": bool(j.get("backup")) and Path(str(j.get("backup"))).exists(),
+            "output": bool(j.get("output")) and Path(str(j.get("output"))).exists(),
+        }
+        plan_id = make_plan_id("migrate-" + chosen, {"verified": verified}, (), repr(sorted(state.items(), key=str)))
+        return MigrationPlan(plan_id, chosen, run.layout_name, report, journal=journal)
+
+    def preview(self, root: Path, plan: MigrationPlan) -> MigrationReport:
+        seconds = plan.report.estimated_duration_seconds
+        if plan.kind not in ("resume", "rollback"):
+            with _plan_reader(root, plan.layout_name) as reader:
+                datasets = {d["name"]: int(d["predictions"]) for d in plan.report.datasets}
+                seconds = _estimate(reader, plan.kind, datasets, plan.report.legacy_array_bytes)
+        return _replace(plan.report, estimated_duration_seconds=seconds, plan_id=plan.plan_id,
+                        duration_seconds=round(time.monotonic() - self.started, 3))
+
+    def execute(self, root: Path, plan: MigrationPlan, ctx: WriteContext) -> MigrationReport:
+        lock_still_ours(root)
+        run = self._run(root, plan.layout_name, ctx.ticker)
+        if plan.kind in ("resume", "rollback"):
+            return self._execute_interrupted(run, plan)
+        return execute_plan(run, plan)
+
+    def _execute_interrupted(self, run: _Run, plan: MigrationPlan) -> MigrationReport:
+        source, journal = run.source, plan.journal
+        j = journal or {}
+        saved = j.get("report") or {}
+        verified = j.get("phase") in ("verified", "source_renamed", "published") and bool(saved)
+        jout = j.get("output")
+        if plan.kind == "rollback" or not verified:
+            _rollback(source, journal)
+            if plan.kind == "rollback":
+                return _empty_report(run, dry_run=False, action="rollback", state="rolled_back",
+                                     output_path=str(source), backup_path=None, plan_id=plan.plan_id)
+            return self._rebuild(run, Path(jout) if jout else self.output, j.get("backup"), plan.plan_id)
+        staging = layout.migration_staging_dir(source)
+        final, backup_path = _publish(source, staging, Path(jout) if jout else None, j)
+        data = {k: v for k, v in saved.items() if k in MigrationReport.__dataclass_fields__}
+        data.update(dry_run=False, action="resume", state="published", output_path=str(final),
+                    backup_path=str(backup_path) if backup_path else None, started_at=run.started_at,
+                    plan_id=plan.plan_id)
+        for key in ("datasets", "mismatch_details", "merged_duplicates", "errors", "warnings"):
+            data[key] = tuple(data.get(key) or ())
+        return MigrationReport(**data)
+
+    def _rebuild(self, run: _Run, out: Path | None, old_backup: str | None, plan_id: str) -> MigrationReport:
+        """Resume of an unverified migration: rolled back, now migrate the untouched source (lock still held)."""
+        source = run.source
+        run.layout_name, kind = _classify(source)
+        backup = None
+        if out is None:
+            backup = Path(old_backup) if old_backup and not Path(old_backup).exists() else backup_name(
+                source, new_stamp())
+        report, skip = _plan(run, kind, out, backup)
+        fresh = MigrationPlan(plan_id, kind, run.layout_name, report, frozenset(skip), out, backup)
+        return _replace(execute_plan(run, fresh), action="resume")
 
 
 def _check_output(source: Path, out: Path) -> None:
@@ -116,200 +256,3 @@ def _check_output(source: Path, out: Path) -> None:
                                    "Choose a new folder name; the migration never overwrites anything.")
     if not out.parent.is_dir():
         raise InvalidArgumentError(f"The parent folder of {out} does not exist.", "Create it first.")
-
-
-def _replace(report: MigrationReport, **kw: Any) -> MigrationReport:
-    import dataclasses
-
-    return dataclasses.replace(report, **kw)
-
-
-def _execute(run: _Run, kind: str, out: Path | None) -> MigrationReport:
-    from ..locking import WorkspaceLock
-
-    source = run.source
-    staging = layout.migration_staging_dir(source)
-    _check_not_busy(source)
-    lock = WorkspaceLock(source, "migrate", marker=_lock_marker(source)).acquire()
-    try:
-        plan, skip = _plan(run, kind, out, estimate=False)
-        if plan.errors:
-            raise MigrationError("The legacy store cannot be migrated as is: " + " ".join(plan.errors))
-        backup = None if out is not None else _backup_name(source)
-        journal = {
-            "version": 1, "phase": "staging", "source": str(source), "staging": str(staging),
-            "output": str(out) if out is not None else None, "backup": str(backup) if backup else None,
-            "source_format": run.layout_name, "kind": kind, "pid": os.getpid(), "started_at": run.started_at,
-        }
-        write_journal(layout.migration_journal(source), journal)
-        _kill_point("journal_written")
-        try:
-            result = _build_and_verify(run, kind, staging, skip, plan)
-        except BaseException as exc:
-            _cleanup_failed(source)
-            raise _as_migration_error(exc, source) from exc
-        journal = {**journal, "phase": "verified", "report": result.to_dict()}
-        write_journal(layout.migration_journal(source), journal)
-        _kill_point("verified")
-        run.report_progress(0.97, "Publishing")
-        final, backup_path = _publish(source, staging, out, journal)
-        run.report_progress(1.0, "Done")
-        return _replace(result, state="published", output_path=str(final),
-                        backup_path=str(backup_path) if backup_path else None,
-                        duration_seconds=round(time.monotonic() - run.started, 3), warnings=tuple(run.warnings))
-    finally:
-        lock.release()
-
-
-def _cleanup_failed(source: Path) -> None:
-    with contextlib.suppress(OSError):
-        _remove_staging(source)
-    with contextlib.suppress(OSError):
-        _remove_journal(source)
-
-
-def _as_migration_error(exc: BaseException, source: Path) -> BaseException:
-    if isinstance(exc, _Cancelled):
-        return OperationCancelledError(
-            "Migration cancelled.", f"Your original workspace {source} is untouched; the staging folder was removed."
-        )
-    if isinstance(exc, OperationCancelledError):
-        return exc
-    chain: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and len(chain) < 8:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    text = " ".join(str(e) for e in chain).lower()
-    disk_full = any(isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS for e in chain)
-    # SQLite reports ENOSPC/EFBIG as "database or disk is full" or "disk I/O error".
-    disk_full = disk_full or any(s in text for s in ("disk is full", "file too large", "no space left", "disk i/o"))
-    if disk_full:
-        return MigrationError(
-            f"Not enough disk space (or a file size limit / write error) while writing the migrated copy: {exc}.",
-            f"Your original workspace {source} is untouched and the staging folder was removed. Free at least "
-            "the size of the workspace on its disk (or pass output= on another disk) and run the migration again.",
-        )
-    if isinstance(exc, WorkspaceError):
-        if isinstance(exc, MigrationError):
-            return exc
-        return MigrationError(exc.message, exc.hint)
-    if isinstance(exc, Exception):
-        return MigrationError(f"Migration failed: {type(exc).__name__}: {exc}")
-    return exc
-
-
-def _build_and_verify(run: _Run, kind: str, staging: Path, skip: set[str], plan: MigrationReport) -> MigrationReport:
-    from .verify import verify
-
-    source = run.source
-    receipt: dict[str, Any] = {}
-    with _plan_reader(source, run.layout_name) as reader:
-        if kind == "convert":
-            receipt = _build_convert(run, reader, staging, skip)
-            counts_before = plan.table_counts_before
-            expected = {
-                "runs": len(receipt["id_map"]["runs"]), "pipelines": len(receipt["id_map"]["pipelines"]),
-                "chains": len(receipt["id_map"]["chains"]), "artifacts": counts_before.get("artifacts", 0),
-                "predictions": counts_before.get("predictions", 0) - len(skip), "logs": counts_before.get("logs", 0),
-            }
-        else:
-            _build_upgrade(run, staging, kind)
-            expected = {t: plan.table_counts_before.get(t, 0) for t in ("runs", "pipelines", "chains",
-                                                                       "predictions", "artifacts", "logs")}
-        _kill_point("before_verify")
-        artifact_pairs = []
-        for art in reader.rows("artifacts"):
-            rel = str(art["artifact_path"])
-            src = source / layout.ARTIFACTS_DIR / rel
-            if src.is_file():
-                artifact_pairs.append((src, staging / layout.ARTIFACTS_DIR / rel))
-        checked = verify(
-            reader, staging, skip=skip, expected_counts=expected, artifact_pairs=artifact_pairs,
-            progress=lambda f, m: run.report_progress(0.7 + 0.25 * f, m), cancel=_cancel_event(run),
-        )
-    if checked.mismatch_count:
-        raise MigrationError(
-            f"Verification found {checked.mismatch_count} differences between the source and the migrated copy "
-            f"(first: {checked.mismatches[0]}). Nothing was published.",
-        )
-    receipt_data = {
-        "source": str(source), "source_format": run.layout_name, "kind": kind, "migrated_at": utc_now(),
-        "merged_duplicates": sorted(skip), **receipt,
-    }
-    (staging / RECEIPT_FILE).write_text(json.dumps(receipt_data, indent=1))
-    return _replace(
-        plan, dry_run=False, action="migrate", rows_migrated=checked.table_counts_output.get("predictions", 0),
-        verification_passed=True, verification_sample_size=checked.checked, verification_mismatches=0,
-        arrays_verified=checked.arrays_checked, array_values_verified=checked.array_values_checked,
-        artifacts_verified=checked.artifacts_checked, duckdb_size_after=(staging / layout.STORE_SQLITE).stat().st_size,
-        parquet_total_size=_arrays_size(staging), size_after_bytes=tree_size(staging),
-        table_counts_after=checked.table_counts_output, estimated_duration_seconds=None,
-    )
-
-
-def _cancel_event(run: _Run) -> threading.Event | None:
-    # verify() takes an Event; adapt our checker by probing it.
-    class _Probe(threading.Event):
-        def is_set(self) -> bool:
-            try:
-                run.check()
-            except _Cancelled:
-                return True
-            return False
-
-    return _Probe()
-
-
-def _handle_interrupted(
-    run: _Run, journal: dict[str, Any] | None, dry_run: bool, out: Path | None, action: str,
-    cancel: threading.Event | None,
-) -> MigrationReport:
-    from ..locking import WorkspaceLock
-
-    source = run.source
-    phase = (journal or {}).get("phase", "staging")
-    run.layout_name = str((journal or {}).get("source_format") or "?")
-    saved = (journal or {}).get("report") or {}
-    verified = phase in ("verified", "source_renamed", "published") and bool(saved)
-    chosen = action if action != "auto" else "resume"
-    backup = (journal or {}).get("backup")
-    jout = (journal or {}).get("output")
-    if dry_run:
-        what = (
-            ("finish publishing the verified copy" if verified else "discard the unfinished staging copy and "
-             "migrate again from the untouched source")
-            if chosen == "resume" else "remove the staging copy and restore the original workspace at its path"
-        )
-        return _empty_report(
-            run, action="inspect", state="mid_migration", output_path=jout or str(source), backup_path=backup,
-            warnings=(f"An interrupted migration was found (phase '{phase}'). {chosen.capitalize()} would {what}.",),
-            total_rows=int(saved.get("total_rows") or 0),
-        )
-    lock = WorkspaceLock(source, "migrate", marker=_lock_marker(source)).acquire()
-    try:
-        if chosen == "rollback" or not verified:
-            _rollback(source, journal)
-            if chosen == "rollback":
-                return _empty_report(run, dry_run=False, action="rollback", state="rolled_back",
-                                     output_path=str(source), backup_path=None)
-        else:
-            staging = layout.migration_staging_dir(source)
-            target = Path(jout) if jout else None
-            final, backup_path = _publish(source, staging, target, journal or {})
-            data = {k: v for k, v in saved.items() if k in MigrationReport.__dataclass_fields__}
-            data.update(dry_run=False, action="resume", state="published", output_path=str(final),
-                        backup_path=str(backup_path) if backup_path else None, started_at=run.started_at)
-            for key in ("datasets", "mismatch_details", "merged_duplicates", "errors", "warnings"):
-                data[key] = tuple(data.get(key) or ())
-            return MigrationReport(**data)
-    finally:
-        lock.release()
-    # Not verified and asked to resume: rebuild from the untouched source.
-    if out is None and jout:
-        out = Path(jout)
-    rerun = _Run(source, "?", run.progress, run.check)
-    layout_name, kind = _classify(source)
-    rerun.layout_name = layout_name
-    result = _execute(rerun, kind, out)
-    return _replace(result, action="resume")

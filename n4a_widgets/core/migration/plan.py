@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -152,7 +153,9 @@ def _empty_report(run: _Run, **kw: Any) -> MigrationReport:
     return MigrationReport(**base)
 
 
-def _plan(run: _Run, kind: str, output: Path | None, *, estimate: bool = True) -> tuple[MigrationReport, set[str]]:
+def _plan(
+    run: _Run, kind: str, output: Path | None, backup: Path | None, *, estimate: bool = False
+) -> tuple[MigrationReport, set[str]]:
     """Read-only survey of the source: the dry-run report and the ids to skip."""
     with _plan_reader(run.source, run.layout_name) as reader:
         counts = reader.table_counts()
@@ -187,19 +190,45 @@ def _plan(run: _Run, kind: str, output: Path | None, *, estimate: bool = True) -
         table_counts_before=counts,
         merged_duplicates=tuple(sorted(dups)),
         output_path=str(output) if output is not None else str(run.source),
-        backup_path=None if output is not None else str(_backup_name(run.source, preview=True)),
+        backup_path=str(backup) if backup is not None else None,
         errors=tuple(errors),
         warnings=tuple(warnings),
     )
     return report, dups
 
 
-def _backup_name(source: Path, *, preview: bool = False) -> Path:
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def new_stamp() -> str:
+    """The UTC timestamp of a backup name, taken once per plan (the dry run's is carried by its plan_id)."""
+    return _dt.datetime.now(_dt.UTC).strftime(STAMP_FORMAT)
+
+
+def backup_name(source: Path, stamp: str) -> Path:
+    """``<name>.legacy-<stamp>``, or ``-2``, ``-3``... when that name is taken."""
     candidate = source.parent / f"{layout.migration_backup_prefix(source)}{stamp}"
     n = 1
-    while candidate.exists() and not preview:
+    while candidate.exists() or candidate.is_symlink():
         n += 1
         candidate = source.parent / f"{layout.migration_backup_prefix(source)}{stamp}-{n}"
     return candidate
 
+
+def tree_state_token(root: Path) -> str:
+    """Fingerprint of every file under ``root`` (path, size, mtime): changes when anything is written.
+
+    A legacy source has few files (one store, its sidecars, the artifacts), so
+    stat-ing them all is cheap next to reading them.
+    """
+    h = hashlib.sha256()
+    if not root.exists():
+        return "absent"
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames.sort()
+        for name in sorted(files):
+            path = Path(dirpath) / name
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                h.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()

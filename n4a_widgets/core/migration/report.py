@@ -55,4 +55,6 @@ class MigrationReport(Report):
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
     started_at: str
+    plan_id: str = ""
+    """The dry run's fingerprint of source state + plan; pass it to the real run to execute exactly that plan."""
 
