@@ -125,3 +125,64 @@ def test_cli_prints_the_plan_id_and_executes_it(legacy_copy, tmp_path: Path) -> 
                            "--plan-id", plan_id, "--json"], capture_output=True, text=True, env=env)
     assert real.returncode == 0, real.stderr
     assert json.loads(real.stdout)["plan_id"] == plan_id
+
+
+_FORCE_BARS = r'''
+import sys
+import duckdb
+
+_connect = duckdb.connect
+
+
+class Conn:
+    # A connection whose progress bars come on (shown at once, as if every query were slow) with its first
+    # query, unless it was turned quiet first.
+    def __init__(self, conn):
+        self._conn, self._quiet, self._armed = conn, False, False
+
+    def _arm(self, sql):
+        if "enable_progress_bar" in sql and "false" in sql.lower():
+            self._quiet = True
+        elif not self._quiet and not self._armed:
+            self._conn.execute("SET enable_progress_bar = true")
+            self._conn.execute("SET progress_bar_time = 0")
+            self._armed = True
+
+    def execute(self, sql, *args, **kwargs):
+        self._arm(sql)
+        return self._conn.execute(sql, *args, **kwargs)
+
+    def sql(self, sql, *args, **kwargs):
+        self._arm(sql)
+        return self._conn.sql(sql, *args, **kwargs)
+
+    def cursor(self):
+        return Conn(self._conn.cursor()) if not self._quiet else self._conn.cursor()
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+duckdb.connect = lambda *args, **kwargs: Conn(_connect(*args, **kwargs))
+from n4a_widgets import Workspace
+
+report = Workspace(sys.argv[1]).migrate(dry_run=False, output=sys.argv[2])
+assert report.verification_passed
+print("MIGRATED")
+'''
+
+
+def test_no_progress_bar_or_log_in_the_output(legacy_copy, tmp_path: Path) -> None:
+    """A migration prints nothing of its own engines (in a notebook it would land in the cell output)."""
+    import subprocess
+    import sys
+
+    source = legacy_copy("v0_7_1_duckdb_inline")
+    script = tmp_path / "force_bars.py"
+    script.write_text(_FORCE_BARS)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, str(script), str(source), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "MIGRATED", proc.stdout[:500]
+    assert "▕" not in proc.stderr and "%" not in proc.stderr, proc.stderr[:500]

@@ -37,6 +37,8 @@ def open_duckdb_readonly(db: Path) -> Iterator[Any]:
             raise WorkspaceError(f"Cannot read {db} ({exc}).", "Check the file permissions.") from exc
         raise CorruptStoreError(f"{db} is not a readable DuckDB database ({exc}).") from exc
     try:
+        # DuckDB prints progress bars to stdout for slow queries; in a notebook they land in the cell.
+        conn.execute("SET enable_progress_bar = false")
         yield conn
     finally:
         conn.close()

@@ -50,7 +50,7 @@ def _build_convert(run: _Run, reader: LegacyReader, staging: Path, skip: set[str
     _copy_tree(run, run.source, staging, skip_top=skip_top, weight=(0.0, 0.05))
     store = WorkspaceStore(staging)
     try:
-        conv = _Converter(run, reader, store, skip)
+        conv = _Converter(run, reader, store, skip, staging)
         conv.artifacts()
         runs = conv.runs_and_pipelines()
         conv.chains()
@@ -68,6 +68,7 @@ class _Converter:
     reader: LegacyReader
     store: Any
     skip: set[str]
+    store_root: Path
     id_map: dict[str, dict[str, str]] = field(default_factory=lambda: {"runs": {}, "pipelines": {}, "chains": {}})
     legacy_created: dict[str, dict[str, str]] = field(
         default_factory=lambda: {"runs": {}, "pipelines": {}, "chains": {}})
@@ -137,22 +138,32 @@ class _Converter:
             self.legacy_created["chains"][str(c["chain_id"])] = str(c.get("created_at"))
 
     def predictions(self) -> None:
-        """Every prediction, one transaction and one ``save_batch`` per ~BATCH_BYTES of arrays."""
+        """Every prediction: one transaction per ~BATCH_BYTES of arrays, written as one row group.
+
+        The arrays go into the dataset's file as streamed row groups
+        (``StreamedArrayFile``), not through ``save_batch``, which rewrites the
+        whole file per call: memory stays bounded by a batch.
+        """
+        from .array_writer import StreamedArrayFile
+
         datasets = self.reader.datasets()
         total = max(1, sum(datasets.values()))
         done = 0
         for dataset in datasets:
-            for batch in _sized_batches(self.reader, dataset, self.skip):
-                self.run.check()
-                records = self._save_metadata(batch)
-                if records:
-                    self.store.array_store.save_batch(records)
-                first = done == 0
-                done += len(batch)
-                self.run.ticker.step(0.1 + 0.55 * done / total,
+            writer = StreamedArrayFile(self.store_root, dataset)
+            try:
+                for batch in _sized_batches(self.reader, dataset, self.skip):
+                    self.run.check()
+                    writer.write(self._save_metadata(batch))
+                    first = done == 0
+                    done += len(batch)
+                    self.run.ticker.step(0.1 + 0.55 * done / total,
                                          f"Converting {dataset}: {done}/{total} predictions")
-                if first:
-                    _kill_point("converting")
+                    if first:
+                        _kill_point("converting")
+                writer.close()
+            finally:
+                writer.abort()
 
     def _save_metadata(self, batch: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[dict[str, Any]]:
         """Save the batch's metadata rows in one transaction; return the array records to save."""
