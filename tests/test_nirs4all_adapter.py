@@ -131,3 +131,26 @@ def test_duckdb_storage_info_counts_list_values(tmp_path: Path) -> None:
     conn.close()
     with DuckDBReader(ws, "duckdb-inline-arrays") as reader:
         assert reader.array_bytes() == want == 50 * 7 * 20
+
+
+def test_duckdb_lookup_grows_the_pool_for_a_row_larger_than_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    from n4a_widgets.core.migration import readers
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    conn = duckdb.connect(str(ws / "store.duckdb"))
+    conn.execute("CREATE TABLE predictions (prediction_id VARCHAR, dataset_name VARCHAR, pipeline_id VARCHAR)")
+    conn.execute("CREATE TABLE prediction_arrays (prediction_id VARCHAR PRIMARY KEY, y_true DOUBLE[])")
+    conn.execute("INSERT INTO prediction_arrays SELECT 'p' || i, list_transform(range(1500000), lambda x: x::DOUBLE) "
+                 "FROM range(3) t(i)")
+    conn.execute("CHECKPOINT")
+    conn.close()
+    monkeypatch.setattr(readers, "DUCKDB_MEMORY_LIMIT_MB", 16)
+    with readers.DuckDBReader(ws, "duckdb-inline-arrays") as reader:
+        table = reader._lookup("SELECT * FROM prediction_arrays WHERE prediction_id IN (?, ?)", ["p0", "p2"])
+        assert sorted(table.column("prediction_id").to_pylist()) == ["p0", "p2"]
+        assert len(table.column("y_true")[0]) == 1_500_000
+        grown = reader.conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert grown != "16.0 MiB", "the look-up should not have fit in the first pool"

@@ -50,8 +50,9 @@ INT_ARRAYS = ("sample_indices",)
 SHAPED = {"y_proba": "y_proba_shape", "X": "X_shape", "spectra": "spectra_shape",
           "y_true": "y_true_shape", "y_pred": "y_pred_shape"}
 
-#: DuckDB buffer pool of the migration reader: it only serves index look-ups of one batch.
-DUCKDB_MEMORY_LIMIT = "512MB"
+#: DuckDB buffer pool of the migration reader: it only serves index look-ups of one batch
+#: (512 MB cost ~1 GB more peak RSS on a 3 GB store: the pool fills with cached blocks).
+DUCKDB_MEMORY_LIMIT_MB = 128
 #: About this many bytes of inline arrays per look-up.
 LOOKUP_BYTES = 32 * 1024 * 1024
 
@@ -384,7 +385,7 @@ class DuckDBReader(LegacyReader):
         # only runs small metadata queries and index look-ups of one batch of arrays at a time.
         self.conn.execute("SET enable_progress_bar = false")
         self.conn.execute("SET threads = 1")
-        self.conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        self.conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT_MB}MB'")
         self._tables: set[str] | None = None
         self._avg_row_bytes: float | None = None
         self.inline = "prediction_arrays" in self.tables()
@@ -425,6 +426,20 @@ class DuckDBReader(LegacyReader):
         ).fetchall()
         return int(sum(int(n or 0) * widths.get(str(name), 0) for name, n in rows))
 
+    def _lookup(self, sql: str, params: list[str]) -> Any:
+        """Run one look-up; a row larger than the pool doubles the pool (up to 8x) instead of failing."""
+        import duckdb
+
+        limit = DUCKDB_MEMORY_LIMIT_MB
+        while True:
+            try:
+                return self.conn.sql(sql, params=params).to_arrow_table()
+            except duckdb.OutOfMemoryException:
+                if limit >= 8 * DUCKDB_MEMORY_LIMIT_MB:
+                    raise
+                limit *= 2
+                self.conn.execute(f"SET memory_limit = '{limit}MB'")
+
     def _row_bytes(self) -> float:
         """Average bytes of arrays per inline row (to size each look-up)."""
         if self._avg_row_bytes is None:
@@ -445,9 +460,9 @@ class DuckDBReader(LegacyReader):
         for start in range(0, len(ids), per_query):
             chunk = ids[start:start + per_query]
             marks = ", ".join("?" for _ in chunk)
-            table = self.conn.sql(
-                f"SELECT prediction_id, {sel} FROM prediction_arrays WHERE prediction_id IN ({marks})", params=chunk
-            ).to_arrow_table()
+            table = self._lookup(
+                f"SELECT prediction_id, {sel} FROM prediction_arrays WHERE prediction_id IN ({marks})", chunk
+            )
             found_ids = table.column("prediction_id").to_pylist()
             found = dict(zip(found_ids, arrays_from_batch(table), strict=True))
             del table
