@@ -21,7 +21,7 @@ from .journal import _kill_point
 if TYPE_CHECKING:
     from .readers import LegacyReader
 
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
 
 _SAVE_FIELDS = (
     "dataset_name", "model_name", "model_class", "fold_id", "partition", "val_score", "test_score",

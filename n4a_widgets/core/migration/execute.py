@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .operation import MigrationPlan
 
 RECEIPT_FILE = ".n4a_migration_receipt.json"
+#: Predictions compared per step: source and migrated batches both stay small (a few arrays each).
+VERIFY_BATCH_ROWS = 64
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -132,7 +134,7 @@ def _build_and_verify(run: _Run, kind: str, staging: Path, skip: set[str], plan:
             if src.is_file():
                 artifact_pairs.append((src, staging / layout.ARTIFACTS_DIR / rel))
         checked = verify(reader, staging, skip=skip, expected_counts=expected, artifact_pairs=artifact_pairs,
-                         ticker=run.ticker.span(0.7, 0.95))
+                         batch_rows=VERIFY_BATCH_ROWS, ticker=run.ticker.span(0.7, 0.95))
     if checked.mismatch_count:
         raise MigrationError(
             f"Verification found {checked.mismatch_count} differences between the source and the migrated copy "

@@ -136,6 +136,10 @@ class MigrateOperation(WriteOperation[MigrationPlan, MigrationReport]):
     def lock_marker(self, root: Path) -> Path:
         return lock_marker(root)
 
+    def history_root(self, root: Path) -> Path | None:
+        """Not recorded in the action history: that would write into the source, which is never written."""
+        return None
+
     def validate(self, root: Path) -> None:
         if _interrupted(root):
             return

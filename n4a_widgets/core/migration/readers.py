@@ -54,7 +54,7 @@ SHAPED = {"y_proba": "y_proba_shape", "X": "X_shape", "spectra": "spectra_shape"
 #: (512 MB cost ~1 GB more peak RSS on a 3 GB store: the pool fills with cached blocks).
 DUCKDB_MEMORY_LIMIT_MB = 128
 #: About this many bytes of inline arrays per look-up.
-LOOKUP_BYTES = 32 * 1024 * 1024
+LOOKUP_BYTES = 16 * 1024 * 1024
 
 #: Tables whose rows are carried over, in dependency order.
 CORE_TABLES = ("artifacts", "runs", "pipelines", "chains", "predictions", "logs")
