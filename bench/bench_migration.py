@@ -20,6 +20,10 @@ DIR and reuses it on the next run (building 3 GB takes minutes).
 
     .venv/bin/python bench/bench_migration.py --values 15500 --workdir /tmp/bm3g \
         --baseline-tree /tmp/n4a_base      # >= 3 GB of legacy arrays
+
+Measured here (2 cores, 2026-12-01, 10,042 predictions, 3.10 GB of inline arrays, full verification):
+dd0a24c 424.0 s = 136.8 s/GB (CPU 132.2 s/GB), peak RSS 7014 MB; streamed row groups + batched
+look-ups 97.3 s = 31.4 s/GB (CPU 29.7 s/GB), peak RSS 1289 MB (0.23x the time, 0.18x the memory).
 """
 
 from __future__ import annotations
