@@ -12,12 +12,25 @@ peak memory is its own.
 
     .venv/bin/python bench/bench_migration.py                 # ~100 MB of arrays, 10k predictions
     .venv/bin/python bench/bench_migration.py --values 6250   # ~1 GB of arrays
+
+Compare with an older version of the code in the same run (its own child, same
+source): ``git worktree add /tmp/n4a_base dd0a24c`` then
+``--baseline-tree /tmp/n4a_base``.  ``--workdir DIR`` keeps the built source in
+DIR and reuses it on the next run (building 3 GB takes minutes).
+
+    .venv/bin/python bench/bench_migration.py --values 15500 --workdir /tmp/bm3g \
+        --baseline-tree /tmp/n4a_base      # >= 3 GB of legacy arrays
+
+Measured here (2 cores, 2026-12-01, 10,042 predictions, 3.10 GB of inline arrays, full verification):
+dd0a24c 424.0 s = 136.8 s/GB (CPU 132.2 s/GB), peak RSS 7014 MB; streamed row groups + batched
+look-ups 97.3 s = 31.4 s/GB (CPU 29.7 s/GB), peak RSS 1289 MB (0.23x the time, 0.18x the memory).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -74,9 +87,11 @@ def child_migrate(path: str, out: str) -> dict:
 
     reset = _reset_peak()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     r = Workspace(path).migrate(dry_run=False, output=out)
     return {
         "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
         "rows": r.rows_migrated,
         "passed": r.verification_passed,
         "legacy_bytes": r.legacy_array_bytes,
@@ -115,11 +130,29 @@ def _peak_mb(reset: bool) -> float:
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=REPO)
+def run_child(*args: str, tree: Path | None = None) -> dict:
+    """One measured side in a fresh process; ``tree``: import n4a_widgets from that checkout instead."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree or REPO)
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=REPO,
+                          env=env)
     if proc.returncode:
         raise SystemExit(proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    # Anything else a migration printed (progress bars, logs) would land in a notebook's output.
+    result["stray_output"] = len("\n".join(lines[:-1])) + len(proc.stderr.strip())
+    return result
+
+
+def _print_migration(label: str, mig: dict) -> None:
+    gb = mig["legacy_bytes"] / 1e9
+    print(
+        f"{label:18}: {mig['seconds']:.1f} s, {mig['rows'] / mig['seconds']:.0f} predictions/s, "
+        f"{mig['seconds'] / gb:.1f} s/GB (CPU {mig.get('cpu_seconds', float('nan')) / gb:.1f} s/GB), "
+        f"peak RSS {mig['maxrss_mb']:.0f} MB, verified={mig['passed']}, "
+        f"stray output {mig['stray_output']} chars"
+    )
 
 
 def main() -> None:
@@ -127,6 +160,9 @@ def main() -> None:
     ap.add_argument("--predictions", type=int, default=10_000)
     ap.add_argument("--values", type=int, default=600, help="values per y_true / y_pred array")
     ap.add_argument("--datasets", type=int, default=4)
+    ap.add_argument("--workdir", type=Path, help="build (or reuse) the legacy source here instead of a temp dir")
+    ap.add_argument("--baseline-tree", type=Path, help="also migrate with the n4a_widgets of this checkout")
+    ap.add_argument("--skip-read", action="store_true", help="skip the plain duckdb read")
     ap.add_argument("--child", nargs="+")
     args = ap.parse_args()
     if args.child:
@@ -134,24 +170,39 @@ def main() -> None:
         print(json.dumps(child_migrate(*rest) if kind == "migrate" else child_read(*rest)))
         return
     with tempfile.TemporaryDirectory(prefix="bench_migration_") as tmp:
-        t0 = time.perf_counter()
-        ws = build(Path(tmp), args.predictions, args.values, args.datasets)
-        print(f"built synthetic 0.7.1 legacy workspace in {time.perf_counter() - t0:.1f} s")
-        read = run_child("read", str(ws))
-        mig = run_child("migrate", str(ws), str(Path(tmp) / "out"))
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        ws = work / "legacy_ws"
+        if not (ws / "store.duckdb").is_file():
+            t0 = time.perf_counter()
+            ws = build(work, args.predictions, args.values, args.datasets)
+            print(f"built synthetic 0.7.1 legacy workspace in {time.perf_counter() - t0:.1f} s")
+        print(f"source: {ws} ({sum(p.stat().st_size for p in ws.rglob('*') if p.is_file()) / 1e9:.2f} GB on disk)")
+        if not args.skip_read:
+            read = run_child("read", str(ws))
+            print(
+                f"plain duckdb read : {read['seconds']:.2f} s, {read['rows'] / read['seconds']:.0f} rows/s, "
+                f"peak RSS {read['maxrss_mb']:.0f} MB"
+            )
+        sides = [("baseline", args.baseline_tree)] if args.baseline_tree else []
+        sides.append(("this tree", None))
+        results = {}
+        for label, tree in sides:
+            out = Path(tmp) / f"out_{label.replace(' ', '_')}"
+            results[label] = mig = run_child("migrate", str(ws), str(out), tree=tree)
+            shutil.rmtree(out, ignore_errors=True)
         mb = mig["legacy_bytes"] / 1e6
         print(f"predictions: {mig['rows']}  legacy arrays: {mb:.0f} MB  new parquet: {mig['parquet'] / 1e6:.0f} MB")
-        print(
-            f"plain duckdb read : {read['seconds']:.2f} s, {read['rows'] / read['seconds']:.0f} rows/s, "
-            f"peak RSS {read['maxrss_mb']:.0f} MB"
-        )
-        print(
-            f"migrate (+verify) : {mig['seconds']:.2f} s, {mig['rows'] / mig['seconds']:.0f} predictions/s, "
-            f"{mb / mig['seconds']:.1f} MB/s, peak RSS {mig['maxrss_mb']:.0f} MB, verified={mig['passed']}"
-        )
-        print(f"ratio migrate / plain read: {mig['seconds'] / read['seconds']:.1f}x")
+        for label, _tree in sides:
+            _print_migration(f"migrate {label}", results[label])
+        if not args.skip_read:
+            print(f"ratio migrate / plain read: {mig['seconds'] / read['seconds']:.1f}x")
+        if args.baseline_tree:
+            base = results["baseline"]
+            print(f"ratio this tree / baseline: time {mig['seconds'] / base['seconds']:.2f}x, "
+                  f"CPU {mig['cpu_seconds'] / base['cpu_seconds']:.2f}x, "
+                  f"peak RSS {mig['maxrss_mb'] / base['maxrss_mb']:.2f}x")
         print(f"projected for 1 GB of legacy arrays: {1000 / (mb / mig['seconds']):.0f} s")
-
 
 if __name__ == "__main__":
     main()

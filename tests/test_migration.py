@@ -211,7 +211,7 @@ def test_natural_key_duplicates_are_reported_not_silently_merged(legacy_copy, tm
 
 def test_verification_catches_a_corrupted_copy(legacy_copy, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sabotage one array value after conversion: nothing may be published."""
-    from n4a_widgets.core import migration
+    from n4a_widgets.core.migration import execute as migration
 
     source = legacy_copy("v0_7_1_duckdb_inline")
     before = tree_hash(source)

@@ -1,7 +1,7 @@
 """Crash safety: kill -9 at named points, a full disk, then resume or roll back.
 
 Each migration runs in a subprocess.  ``N4A_MIGRATION_TEST_KILL_AT`` (a test
-hook in ``core/migration.py``) makes it SIGKILL itself at a named point; the
+hook in ``core/migration/journal.py``) makes it SIGKILL itself at a named point; the
 disk-full case sets ``RLIMIT_FSIZE`` (with SIGXFSZ ignored, so writes fail with
 EFBIG instead of killing the process).
 """

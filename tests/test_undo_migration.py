@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
 from n4a_widgets import Workspace, WorkspaceError
-from n4a_widgets.core import history
-from n4a_widgets.core.plans import workspace_state_token
 
 from helpers import tree_hash
 
 
 def _migrated(legacy_copy) -> tuple[Path, Path, str]:  # type: ignore[no-untyped-def]
     source = legacy_copy("v0_9_4_sqlite")
-    report = Workspace(source).migrate(dry_run=False)
+    before = tree_hash(source)
+    preview = Workspace(source).migrate()
+    report = Workspace(source).migrate(dry_run=False, plan_id=preview.plan_id)
     backup = Path(report.backup_path)
-    aid = uuid.uuid4().hex
-    # What the migration records once published (core/history.record_completed; the migration owns the call).
-    history.record_completed(
-        source, aid, "migrate", plan_id=None, counts={"added": 0}, started_at=history.utc_now(),
-        parameters={"backup_path": str(backup), "output_path": str(source),
-                    "state_token": workspace_state_token(source)},
-    )
-    return source, backup, aid
+    assert tree_hash(backup) == before  # the source itself was never written (no history inside it)
+    records = [r for r in Workspace(source).history() if r.operation == "migrate"]
+    assert len(records) == 1 and records[0].undoable and records[0].outcome == "done"
+    return source, backup, records[0].action_id
 
 
 def test_undo_of_in_place_migration_puts_the_original_back(legacy_copy) -> None:  # type: ignore[no-untyped-def]

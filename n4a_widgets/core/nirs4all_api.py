@@ -161,3 +161,34 @@ def increment_artifact_refs(store: Any, artifact_ids: Sequence[str]) -> None:
     from nirs4all.pipeline.storage.store_queries import INCREMENT_ARTIFACT_REF
 
     store_connection(store).executemany(INCREMENT_ARTIFACT_REF, [(a,) for a in artifact_ids])
+
+
+# --- Streamed array files (migration): nirs4all's own row encoding, schema and compression.
+# ``ArrayStore.save_batch`` rewrites the whole dataset file on every call (memory and time
+# grow with the file); the migration writes the same rows as row groups of one file instead.
+
+
+def array_records_to_table(arrays: Any, records: list[dict[str, Any]]) -> Any:
+    """``ArrayStore._records_to_table``: save_batch records -> the Arrow table nirs4all would write."""
+    return arrays._records_to_table(records)
+
+
+def array_file_schema(*, labels: bool) -> Any:
+    """nirs4all's Parquet schema of an array file (``_LABEL_PARQUET_SCHEMA`` when typed labels are stored)."""
+    from nirs4all.pipeline.storage import array_store as m
+
+    return m._LABEL_PARQUET_SCHEMA if labels else m._PARQUET_SCHEMA
+
+
+def align_array_table(table: Any, schema: Any) -> Any:
+    """``_align_to_schema``: add missing columns as nulls, cast, drop extras (as save_batch does on append)."""
+    from nirs4all.pipeline.storage.array_store import _align_to_schema
+
+    return _align_to_schema(table, schema)
+
+
+def array_write_options() -> dict[str, Any]:
+    """The ``pq.write_table`` options nirs4all writes array files with (compression and level)."""
+    from nirs4all.pipeline.storage import array_store as m
+
+    return {"compression": m._COMPRESSION, "compression_level": m._COMPRESSION_LEVEL}

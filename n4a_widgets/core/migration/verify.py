@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout
-from .errors import OperationCancelledError
-from .migration_readers import (
+from .. import layout
+from ..errors import OperationCancelledError
+from ..progress import Ticker
+from .readers import (
     CORE_TABLES,
     FLOAT_ARRAYS,
     INT_ARRAYS,
@@ -99,8 +98,7 @@ def verify(
     expected_counts: dict[str, int],
     artifact_pairs: list[tuple[Path, Path]],
     batch_rows: int = 256,
-    progress: Callable[[float, str], None] | None = None,
-    cancel: threading.Event | None = None,
+    ticker: Ticker | None = None,
 ) -> VerifyResult:
     """Compare ``reader`` (the untouched source) with the workspace at ``output``."""
     from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
@@ -132,7 +130,7 @@ def verify(
             pending_src: dict[str, dict[str, Any]] = {}
             pending_new: dict[str, dict[str, Any]] = {}
             for batch in reader.iter_batches(dataset, batch_rows=batch_rows, skip=skip):
-                if cancel is not None and cancel.is_set():
+                if ticker is not None and ticker.cancelled:
                     raise OperationCancelledError("Migration cancelled during verification.")
                 ids = [str(meta["prediction_id"]) for meta, _ in batch]
                 source_ids.update(ids)
@@ -162,8 +160,8 @@ def verify(
                     pending_new[pid] = arrays
                     _match(pending_src, pending_new, result)
                 done += len(batch)
-                if progress is not None:
-                    progress(done / total, f"Verifying {dataset}: {done}/{total} predictions")
+                if ticker is not None:
+                    ticker.step(done / total, f"Verifying {dataset}: {done}/{total} predictions")
             for pid, arrays in new_stream:
                 pending_new[pid] = arrays
             _match(pending_src, pending_new, result)

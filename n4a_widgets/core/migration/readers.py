@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import layout
+from .. import layout
 
 #: Metadata columns a current ``save_prediction`` accepts, in a stable order.
 PREDICTION_FIELDS = (
@@ -50,6 +50,12 @@ INT_ARRAYS = ("sample_indices",)
 SHAPED = {"y_proba": "y_proba_shape", "X": "X_shape", "spectra": "spectra_shape",
           "y_true": "y_true_shape", "y_pred": "y_pred_shape"}
 
+#: DuckDB buffer pool of the migration reader: it only serves index look-ups of one batch
+#: (512 MB cost ~1 GB more peak RSS on a 3 GB store: the pool fills with cached blocks).
+DUCKDB_MEMORY_LIMIT_MB = 128
+#: About this many bytes of inline arrays per look-up.
+LOOKUP_BYTES = 16 * 1024 * 1024
+
 #: Tables whose rows are carried over, in dependency order.
 CORE_TABLES = ("artifacts", "runs", "pipelines", "chains", "predictions", "logs")
 
@@ -68,7 +74,7 @@ def parse_json(value: Any) -> Any:
 
 def sanitize_dataset_filename(name: str) -> str:
     """nirs4all's file name for a dataset's array file (same rule since 0.8.0)."""
-    from .nirs4all_api import sanitize_dataset_filename as sanitize
+    from ..nirs4all_api import sanitize_dataset_filename as sanitize
 
     return sanitize(name)
 
@@ -123,7 +129,7 @@ def arrays_from_batch(batch: Any) -> list[dict[str, Any]]:
                     row[field] = row[field].reshape(shape)
         for field, label_values in labels.items():
             if label_values[i] is not None:
-                from .nirs4all_api import decode_target_array
+                from ..nirs4all_api import decode_target_array
 
                 row[field] = decode_target_array(
                     {field: None, f"{field}_labels": label_values[i], "task_type": task[i] if task else None}, field
@@ -372,10 +378,16 @@ class DuckDBReader(LegacyReader):
 
     def __init__(self, root: Path, layout_name: str) -> None:
         super().__init__(root, layout_name)
-        from .readonly_duckdb import open_duckdb_readonly
+        from ..readonly_duckdb import open_duckdb_readonly
 
         self.conn = self._stack.enter_context(open_duckdb_readonly(root / layout.STORE_DUCKDB))
+        # No progress bars in a notebook's output; one thread and a bounded buffer pool: the reader
+        # only runs small metadata queries and index look-ups of one batch of arrays at a time.
+        self.conn.execute("SET enable_progress_bar = false")
+        self.conn.execute("SET threads = 1")
+        self.conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT_MB}MB'")
         self._tables: set[str] | None = None
+        self._avg_row_bytes: float | None = None
         self.inline = "prediction_arrays" in self.tables()
 
     def _execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> tuple[list[str], list[tuple]]:
@@ -399,50 +411,69 @@ class DuckDBReader(LegacyReader):
         return [r[0] for r in rows]
 
     def array_bytes(self) -> int:
+        """Bytes of the inline array values, from DuckDB's storage metadata (no scan of the arrays).
+
+        Summing ``len()`` of every list scans all of them (3 GB of RSS and 47 s
+        on a 3 GB store); the storage info counts each list's child values per
+        segment.  It may include values of rows deleted but not yet vacuumed.
+        """
         if not self.inline:
             return super().array_bytes()
-        cols = self.columns("prediction_arrays")
-        parts = [f"coalesce(len({c}), 0) * 8" for c in ("y_true", "y_pred", "y_proba", "weights") if c in cols]
-        if "sample_indices" in cols:
-            parts.append("coalesce(len(sample_indices), 0) * 4")
-        if not parts:
-            return 0
-        value = self.conn.execute(f"SELECT sum({' + '.join(parts)}) FROM prediction_arrays").fetchone()[0]
-        return int(value or 0)
+        widths = {"y_true": 8, "y_pred": 8, "y_proba": 8, "weights": 8, "sample_indices": 4}
+        rows = self.conn.execute(
+            "SELECT column_name, sum(count) FROM pragma_storage_info('prediction_arrays') "
+            "WHERE segment_type NOT IN ('VALIDITY') AND column_path LIKE '[%, 1]' GROUP BY column_name"
+        ).fetchall()
+        return int(sum(int(n or 0) * widths.get(str(name), 0) for name, n in rows))
+
+    def _lookup(self, sql: str, params: list[str]) -> Any:
+        """Run one look-up; a row larger than the pool doubles the pool (up to 8x) instead of failing."""
+        import duckdb
+
+        limit = DUCKDB_MEMORY_LIMIT_MB
+        while True:
+            try:
+                return self.conn.sql(sql, params=params).to_arrow_table()
+            except duckdb.OutOfMemoryException:
+                if limit >= 8 * DUCKDB_MEMORY_LIMIT_MB:
+                    raise
+                limit *= 2
+                self.conn.execute(f"SET memory_limit = '{limit}MB'")
+
+    def _row_bytes(self) -> float:
+        """Average bytes of arrays per inline row (to size each look-up)."""
+        if self._avg_row_bytes is None:
+            self._avg_row_bytes = self.array_bytes() / max(1, self.count("prediction_arrays"))
+        return self._avg_row_bytes
 
     def _inline_batches(self, dataset: str, batch_rows: int, skip: set[str]) -> Iterator[list[tuple[dict, Any]]]:
+        """Index look-ups of one batch of ids at a time, in prediction_id order.
+
+        A scan or join of ``prediction_arrays`` makes DuckDB hold whole vectors
+        of 2048 rows of long lists (> 900 MB on a 3 GB store, whatever the
+        memory limit); a look-up by primary key fetches only the rows asked for.
+        """
         acols = [c for c in self.columns("prediction_arrays") if c != "prediction_id"]
-        sel = ", ".join(f'a."{c}"' for c in acols)
-        # A separate cursor so metadata look-ups can run while this one streams.
-        cur = self.conn.cursor()
-        sql = (
-            f"SELECT p.prediction_id, a.prediction_id IS NOT NULL AS has_arrays, {sel} FROM predictions p "
-            "LEFT JOIN prediction_arrays a ON a.prediction_id = p.prediction_id "
-            "WHERE p.dataset_name = $ds ORDER BY p.prediction_id"
-        )
-        rel = cur.sql(sql, params={"ds": dataset})
-        # duckdb 2.x relations stream Arrow batches; 1.x spells it fetch_arrow_reader.
-        reader = rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader") else rel.fetch_arrow_reader(
-            batch_rows
-        )
-        try:
-            for batch in reader:
-                ids = batch.column("prediction_id").to_pylist()
-                has = batch.column("has_arrays").to_pylist()
-                arrays = arrays_from_batch(batch)
-                keep = [i for i, pid in enumerate(ids) if pid not in skip]
-                if not keep:
-                    continue
-                meta = self.predictions_meta([ids[i] for i in keep])
-                out = []
-                for i in keep:
-                    item = arrays[i] if has[i] else None
-                    if item is not None:
-                        reshape_legacy_proba(item)
-                    out.append((meta[ids[i]], item))
-                yield out
-        finally:
-            cur.close()
+        sel = ", ".join(f'"{c}"' for c in acols)
+        ids = [pid for pid in self.live_ids(dataset) if pid not in skip]
+        per_query = max(1, min(batch_rows, int(LOOKUP_BYTES / max(self._row_bytes(), 1.0))))
+        for start in range(0, len(ids), per_query):
+            chunk = ids[start:start + per_query]
+            marks = ", ".join("?" for _ in chunk)
+            table = self._lookup(
+                f"SELECT prediction_id, {sel} FROM prediction_arrays WHERE prediction_id IN ({marks})", chunk
+            )
+            found_ids = table.column("prediction_id").to_pylist()
+            found = dict(zip(found_ids, arrays_from_batch(table), strict=True))
+            del table
+            meta = self.predictions_meta(chunk)
+            out = []
+            for pid in chunk:
+                item = found.get(pid)
+                if item is not None:
+                    reshape_legacy_proba(item)
+                out.append((meta[pid], item))
+            yield out
 
 
 class SQLiteReader(LegacyReader):
@@ -450,7 +481,7 @@ class SQLiteReader(LegacyReader):
 
     def __init__(self, root: Path, layout_name: str) -> None:
         super().__init__(root, layout_name)
-        from .readonly_sqlite import open_readonly, table_names
+        from ..readonly_sqlite import open_readonly, table_names
 
         self.conn = self._stack.enter_context(open_readonly(root / layout.STORE_SQLITE))
         self._tables = table_names(self.conn)
