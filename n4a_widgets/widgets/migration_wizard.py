@@ -125,10 +125,6 @@ class MigrationWizard(PreviewConfirm):
     def _work(self, action_name: str, output: str | None, plan_id: str | None, force: bool) -> Work:
         ws = self.workspace
         assert ws is not None
-        # Execute the previewed plan (refused if the source changed), when the preview was of this action.
-        previewed = (action == "auto" and self.plan.get("action") == "migrate") or (
-            action == "resume" and self.plan.get("state") == "mid_migration")
-        plan_id = (self.plan.get("plan_id") or None) if previewed else None
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> dict[str, Any]:
             return ws.migrate(dry_run=False, output=output, action=action_name, plan_id=plan_id, force=force,
