@@ -57,14 +57,14 @@ def delete_some_predictions(workspace: Path, count: int = 4) -> list[str]:
     Leaves their array rows tombstoned (pending deletion), as nirs4all does
     between automatic compactions.
     """
-    from nirs4all.pipeline.storage.workspace_store import WorkspaceStore
+    from .core.nirs4all_api import open_store, store_connection
 
-    store = WorkspaceStore(workspace)
+    store = open_store(Path(workspace))
     try:
-        rows = store._fetch_pl(
+        rows = store_connection(store).execute(
             "SELECT prediction_id FROM predictions WHERE partition = 'val' ORDER BY val_score DESC, prediction_id"
-        )
-        ids = rows["prediction_id"].to_list()[:count]
+        ).fetchall()
+        ids = [str(r[0]) for r in rows][:count]
         for pid in ids:
             store.delete_prediction(pid)
         return ids
