@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import layout
-from .errors import WorkspaceError
+from .errors import WorkspaceBusyError, WorkspaceError
 from .locking import WorkspaceLock, arrays_lock_held, describe_holder, flock_held
 from .writers import detect_writers, ensure_no_writer
 
@@ -38,11 +38,14 @@ def exclusive_write(
     """
     lock = WorkspaceLock(root, operation, marker=marker).acquire(force=force)
     try:
+        if marker is not None and root.is_dir():
+            # Our lock lives elsewhere; another job of ours may still hold the workspace's own.
+            held = job_lock_holder(root)
+            if held:
+                raise WorkspaceBusyError(held)
         if probe_writers:
             ensure_no_writer(root, force=force)
         elif root.is_dir() and arrays_lock_held(root):
-            from .errors import WorkspaceBusyError
-
             raise WorkspaceBusyError(f"nirs4all is writing arrays in {root}.")
         yield lock
     finally:
