@@ -39,7 +39,7 @@ REQUIRED = {
     "export": ["dest"], "query": ["sql"], "migrate": [], "merge": ["sources"],
     "history": [], "undo": ["action_id"], "purge_trash": ["older_than_days"],
 }
-#: DESIGN.md §3: the options and their defaults (keyword-only, after the required arguments).
+#: The public API: the options and their defaults (keyword-only, after the required arguments).
 OPTIONS = {
     "compact": {"dataset_name": None},
     "clean_dead_links": {"dry_run": True, "plan_id": None},
@@ -84,7 +84,7 @@ def test_options_are_keyword_only_at_call_time(tmp_path) -> None:
 
 
 def test_fleet_names() -> None:
-    """DESIGN §3, second round: scan_workspaces and WorkspaceBrowser from the top-level package."""
+    """Second-round public names: scan_workspaces and WorkspaceBrowser from the top-level package."""
     import anywidget
 
     from n4a_widgets import WorkspaceBrowser, scan_workspaces

@@ -98,7 +98,7 @@ def test_writers_share_the_preview_confirm_mixin(cls: type[WorkspaceWidget]) -> 
 def test_preview_is_the_pending_plan_and_calling_it_previews(small_ws: Path) -> None:
     w = W.MaintenancePanel(small_ws, autoload=False)
     assert w.preview == {} and not w.preview
-    w.preview(0.5)  # DESIGN §5 twin: same as preview_remove_bottom(0.5)
+    w.preview(0.5)  # the documented twin: same as preview_remove_bottom(0.5)
     assert w.wait(120) and w.state == "done", w.error
     assert w.preview["operation"] == "remove_bottom" and w.preview["inputs"]["fraction"] == 0.5
     import json

@@ -1,4 +1,4 @@
-"""One preview → confirm flow for every widget that writes (DESIGN §4: dry run first).
+"""One preview → confirm flow for every widget that writes (dry run first; docs/ARCHITECTURE.md, "The write skeleton").
 
 ``preview_*()`` runs a dry run as a read-only background job and stores it in
 the ``preview`` trait as ``{"operation", "inputs", "report"}``; ``confirm()``
@@ -8,7 +8,7 @@ ran is dropped, and subclasses discard the pending preview when an input
 changes, so a plan only ever runs with the inputs it was previewed with.
 
 ``w.preview`` is the pending preview (a dict, ``{}`` when none); calling it,
-``w.preview()``, runs the widget's main preview (DESIGN §5's twin of the
+``w.preview()``, runs the widget's main preview (the documented twin of the
 Preview button).
 """
 

@@ -1,7 +1,7 @@
 """Drive a real JupyterLab page from Playwright: write a notebook, open it,
 wait for a live kernel, run cells, read outputs.
 
-Lessons encoded here (DESIGN.md §6): the toolbar's idle indicator is not
+Lessons encoded here: the toolbar's idle indicator is not
 proof that a kernel exists, so we wait on the session's kernel object; a cell
 is run by clicking its editor and pressing Shift+Enter; notebooks carry a
 kernelspec so no "Select Kernel" dialog blocks the page.

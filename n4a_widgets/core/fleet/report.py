@@ -1,6 +1,6 @@
 """The fleet report: one row per workspace found under a folder.
 
-``FleetEntry`` holds the keys DESIGN §3 names (``path``, ``storage_mode``,
+``FleetEntry`` holds the keys the public API documents (``path``, ``storage_mode``,
 ``format``, ``migration_needed``, ``size_bytes``, ``total_predictions``,
 ``datasets``, ``last_run_at``, ``pending_tombstones``, ``error``) plus the
 facts the browser needs for its totals (archive flags, reclaimable bytes,
