@@ -40,34 +40,31 @@ def parquet_path_for(root: Path, dataset_name: str) -> Path:
 
 
 def read_tombstones(root: Path) -> dict[str, str]:
-    """Pending deletes ``{prediction_id: timestamp}`` (empty when none)."""
-    path = root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE
-    if not path.exists():
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return {str(k): str(v) for k, v in dict(json.load(f)).items()}
+    """Pending deletes ``{prediction_id: timestamp}`` (empty when none), without importing nirs4all.
 
-
-def tombstone_ids(root: Path) -> set[str]:
-    """Ids in ``arrays/_tombstones.json`` (pending deletes), read without importing nirs4all.
-
-    Same answer as ``read_tombstones`` (a contract test checks it); for callers that must stay
-    light (the SQL worker starts in a fresh process, where importing nirs4all costs seconds).
+    The one tombstone reader of the package; ``tests/test_nirs4all_adapter.py`` checks it gives
+    nirs4all's own answer.  A file that is not JSON raises ``CorruptStoreError``.
     """
-    import json
 
-    from .errors import WorkspaceError
+    from .errors import CorruptStoreError
 
     path = root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE
     if not path.is_file():
-        return set()
+        return {}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise WorkspaceError(
+        raise CorruptStoreError(
             f"{path.name} in arrays/ cannot be read.", "Run StorageHealth to check the workspace; nothing was changed."
         ) from exc
-    return {str(k) for k in (data.keys() if isinstance(data, dict) else data)}
+    if isinstance(data, dict):
+        return {str(k): str(v) for k, v in data.items()}
+    return {str(k): "" for k in data}  # a plain list of ids (older writers)
+
+
+def tombstone_ids(root: Path) -> set[str]:
+    """The ids of ``read_tombstones``: pending deletes."""
+    return set(read_tombstones(root))
 
 
 def live_prediction_ids(root: Path, dataset_name: str | None = None) -> set[str]:

@@ -16,12 +16,11 @@ from typing import Any
 from . import layout
 from .arrays_readonly import parquet_path_for, read_tombstones, scan_array_files
 from .errors import CorruptStoreError, OperationCancelledError
+from .progress import Progress
 from .readonly_duckdb import duckdb_tables, open_duckdb_readonly
 from .readonly_sqlite import open_readonly, table_names
 from .reports import Report, utc_now
 from .status import LEGACY, MID_MIGRATION, NEW, StorageStatus
-
-Progress = Callable[[float, str], None]
 
 #: How many orphan ids a report lists (counts are always exact).
 ID_SAMPLE = 50

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import layout
 from .errors import WorkspaceError
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .export import ExportReport
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .undo import PurgeReport, UndoReport
     from .usage import WorkspaceStats
 
-Progress = Callable[[float, str], None]
 
 
 class Workspace:

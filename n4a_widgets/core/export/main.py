@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from ..errors import (
     UnsupportedFormatError,
     WorkspaceError,
 )
+from ..progress import Progress
 from ..readonly_sqlite import open_readonly
 from ..reports import utc_now
 from .metadata import _Metadata
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
     from ..parquet_splice import Splice
 
-Progress = Callable[[float, str], None]
 
 # --------------------------------------------------------------------- main
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-Progress = Callable[[float, str], None]
 
 #: Read-ahead buffer per column of the source (pre_buffer off): small, a file has ~20 columns.
 READ_BUFFER_BYTES = 64 << 10

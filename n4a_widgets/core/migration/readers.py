@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
+from ..arrays_readonly import tombstone_ids
 
 #: Metadata columns a current ``save_prediction`` accepts, in a stable order.
 PREDICTION_FIELDS = (
@@ -189,16 +190,6 @@ def iter_parquet_arrays(
         offset += batch.num_rows
 
 
-def read_tombstone_ids(root: Path) -> set[str]:
-    path = root / layout.ARRAYS_DIR / layout.TOMBSTONES_FILE
-    if not path.is_file():
-        return set()
-    try:
-        return set(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return set()
-
-
 # ----------------------------------------------------------------- readers
 
 
@@ -358,7 +349,7 @@ class LegacyReader:
             return out
 
         if path.is_file():
-            for pid, arrays in iter_parquet_arrays(path, keep, tombstones=read_tombstone_ids(self.root),
+            for pid, arrays in iter_parquet_arrays(path, keep, tombstones=tombstone_ids(self.root),
                                                    batch_rows=batch_rows):
                 seen.add(pid)
                 pending.append((pid, arrays))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
+from ..arrays_readonly import tombstone_ids
 from ..errors import OperationCancelledError
 from ..progress import Ticker
 from .readers import (
@@ -26,7 +27,6 @@ from .readers import (
     LegacyReader,
     SQLiteReader,
     iter_parquet_arrays,
-    read_tombstone_ids,
     sanitize_dataset_filename,
 )
 
@@ -118,7 +118,7 @@ def verify(
         datasets = reader.datasets()
         total = max(1, sum(datasets.values()))
         done = 0
-        new_tomb = read_tombstone_ids(output)
+        new_tomb = tombstone_ids(output)
         source_ids: set[str] = set()
         for dataset in datasets:
             new_path = output / layout.ARRAYS_DIR / f"{sanitize_dataset_filename(dataset)}.parquet"
