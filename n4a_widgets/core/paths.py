@@ -59,3 +59,15 @@ def require_current(root: Path) -> None:
                 "Run nirs4all with workspace_path pointing here first; there is nothing to do yet.",
             )
         raise UnsupportedFormatError(f"{root} is not in the current storage format ({status.message}).")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (best effort: some filesystems refuse)."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

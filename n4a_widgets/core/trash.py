@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
+from .paths import fsync_dir
 
 IDS_FILE = "ids.json"
 _IN_CHUNK = 900  # SQLite's default limit on host parameters is 999
@@ -62,13 +63,6 @@ def trash_size(root: Path) -> tuple[int, int]:
     return total, files
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -78,7 +72,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
@@ -205,7 +199,7 @@ def keep(root: Path, store: Any, action_id: str, ids: Sequence[str]) -> Path:
         os.fsync(fh.fileno())
     final = base / f"part-{index:04d}"
     os.replace(staging, final)
-    _fsync_dir(base)
+    fsync_dir(base)
     return final
 
 

@@ -6,14 +6,15 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import layout
+from ..crash import kill_point
 from ..errors import (
     MigrationError,
 )
+from ..paths import fsync_dir
 from ..reports import utc_now
 
 if TYPE_CHECKING:
@@ -35,17 +36,9 @@ KILL_POINTS = (
 
 def _kill_point(name: str) -> None:
     """Test hook: SIGKILL ourselves at ``name`` when ``N4A_MIGRATION_TEST_KILL_AT`` says so."""
-    if os.environ.get(KILL_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    kill_point(name, env=KILL_ENV)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def write_journal(path: Path, data: dict[str, Any]) -> None:
@@ -59,7 +52,7 @@ def write_journal(path: Path, data: dict[str, Any]) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_journal(source: Path) -> dict[str, Any] | None:
@@ -77,12 +70,12 @@ def _remove_journal(source: Path) -> None:
     for p in (layout.migration_journal(source), layout.migration_journal(source).with_suffix(".json.tmp")):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
-    _fsync_dir(source.parent)
+    fsync_dir(source.parent)
 
 
 def _rename(src: Path, dst: Path) -> None:
     os.rename(src, dst)
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
 
 
 def _rmtree(path: Path) -> None:
