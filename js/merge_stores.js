@@ -204,6 +204,12 @@ function render({ model, el }) {
     setBusy(root, running);
     /** @type {HTMLButtonElement} */ (previewButton).disabled = running || !sources.length;
     /** @type {HTMLButtonElement} */ (confirmButton).disabled = running || !model.get("plan_id");
+    // Red only when the merge replaces (deletes) target predictions; blue when it only adds.
+    const pending = preview.plan_id ? preview : {};
+    const kind = (pending.removed || 0) > 0 ? "danger" : (pending.added || 0) > 0 ? "primary" : "plain";
+    confirmButton.className = `n4a-btn n4a-btn-${kind}`;
+    confirmButton.textContent = pending.plan_id && !(pending.added || pending.removed)
+      ? "Confirm merge (nothing to add)" : "Confirm merge";
   };
   draw();
   const dispose = onChange(model, ["sources", "source_info", "siblings", "strategy", "strategies", "datasets", "available_datasets",

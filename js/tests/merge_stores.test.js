@@ -54,6 +54,16 @@ function setup(traits = {}) {
 }
 
 describe("MergeStores", () => {
+  it("paints Confirm red only when target predictions are replaced", () => {
+    const confirm = (/** @type {any} */ report) => setup({ plan_id: report.plan_id, preview_report: report })
+      .el.querySelector('[data-action="confirm"]');
+    expect(confirm(preview).className).toContain("n4a-btn-danger");
+    expect(confirm({ ...preview, removed: 0 }).className).toContain("n4a-btn-primary");
+    const nothing = confirm({ ...preview, added: 0, removed: 0 });
+    expect(nothing.className).toContain("n4a-btn-plain");
+    expect(nothing.textContent).toContain("nothing to add");
+  });
+
   it("renders sources, siblings, strategies with explanations and datasets", () => {
     const { el } = setup();
     expect(el.querySelector("[data-source]").textContent).toContain("/data/team_a");
