@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -623,3 +624,25 @@ def test_arrays_of_the_page_only_give_the_same_rows(sandbox, session: SqlSession
         sql = "SELECT prediction_id, len(y_pred) AS n FROM arrays ORDER BY prediction_id LIMIT 5"
         assert late.execute(sql).result().rows == session.execute(sql).result().rows
         assert late.engine_state()["arrays_mode"] == "dataset"
+
+
+def test_a_prestarted_worker_serves_the_next_session_and_sees_later_changes(demo_ws: Path) -> None:
+    """The spare worker left by one session is taken by the next; tables it loaded while idle are re-read
+    when the workspace changed in between (a deletion through nirs4all)."""
+    from n4a_widgets.core.sql import session as session_module
+    from n4a_widgets.demo import delete_some_predictions
+
+    count = "SELECT count(*) FROM predictions"
+    with SqlSession(demo_ws) as first:
+        before = first.execute(count).result().rows[0][0]
+        key = first._spare_key()
+        spare = session_module._SPARE.get(key)
+        assert spare is not None and spare.poll() is None
+    time.sleep(1.0)  # let the spare load its tables
+    delete_some_predictions(demo_ws, count=3)
+    with SqlSession(demo_ws) as second:
+        assert second._proc is spare  # the pre-started worker, not a new one
+        assert second.execute(count).result().rows[0][0] == before - 3
+    with SqlSession(demo_ws, prestart=False) as fresh:
+        assert fresh._proc is not session_module._SPARE.get(key)
+        assert fresh.execute(count).result().rows[0][0] == before - 3

@@ -381,7 +381,7 @@ def test_out_of_range_options_are_refused(kwargs: dict, session: SqlSession) -> 
 
 
 def test_catalog_words_in_comments_load_nothing_extra(ws: Path) -> None:
-    with SqlSession(ws) as s:
+    with SqlSession(ws, prestart=False) as s:  # a fresh engine: a pre-started one has loaded predictions already
         s.execute("SELECT count(*) FROM runs -- show query describe summarize information_schema")
         s.execute("/* describe predictions; show tables; query('x') */ SELECT 1")
         s.execute("SELECT 'show tables' AS s, 'describe predictions' AS d")

@@ -107,6 +107,37 @@ def _check_timeout(timeout_s: Any) -> float:
     return float(timeout_s)
 
 
+# One pre-started worker per process, for the next session on the same workspace with the same
+# limits (a new SqlConsole, each ``Workspace.query``): it has booted and imported its libraries
+# while idle.  It holds no data (tables load on its first request, from the workspace as it is
+# then) and ends with this process (end of its stdin, and the parent-death signal).
+_SPARE_LOCK = threading.Lock()
+_SPARE: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def _take_spare(key: str) -> subprocess.Popen[bytes] | None:
+    with _SPARE_LOCK:
+        proc = _SPARE.pop(key, None)
+    if proc is not None and proc.poll() is not None:
+        _stop(proc)
+        return None
+    return proc
+
+
+def _keep_spare(key: str, spawn: Any) -> None:
+    with _SPARE_LOCK:
+        old = [p for k, p in _SPARE.items() if k != key]
+        if key in _SPARE and _SPARE[key].poll() is None:
+            return
+        _SPARE.clear()
+        try:
+            _SPARE[key] = spawn()
+        except OSError:
+            pass
+    for proc in old:
+        _stop(proc)
+
+
 class SqlSession:
     """A read-only SQL console on one workspace: a worker process with one locked engine, cached tables.
 
@@ -126,9 +157,12 @@ class SqlSession:
         arrays_memory_bytes: int = DEFAULT_ARRAYS_MEMORY_BYTES,
         memory_cap_bytes: int = DEFAULT_MEMORY_CAP_BYTES,
         page_bytes: int = DEFAULT_PAGE_BYTES,
+        prestart: bool = True,
         _faults: bool = False,
     ) -> None:
         self.root = Path(root)
+        self.prestart = bool(prestart)
+        """Take a pre-started worker if one is waiting, and leave one for the next session (see ``_SPARE``)."""
         self.memory_cap_bytes = _check_int("memory_cap_bytes", memory_cap_bytes, minimum=64 * 1024 * 1024)
         self.page_bytes = _check_int("page_bytes", page_bytes, minimum=1024)
         self._options: dict[str, Any] = {
@@ -152,13 +186,20 @@ class SqlSession:
 
     # -- the worker
 
-    def _start(self) -> None:
+    def _spawn(self, *, prewarm: bool = False) -> subprocess.Popen[bytes]:
         paths = [p for p in sys.path if p]
-        cmd = [sys.executable, "-I", "-c", _BOOT, json.dumps(paths), str(self.root), json.dumps(self._options)]
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        options = {**self._options, "prewarm": prewarm}
+        cmd = [sys.executable, "-I", "-c", _BOOT, json.dumps(paths), str(self.root), json.dumps(options)]
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
             env=_worker_env(self._options["threads"]), cwd="/", close_fds=True, start_new_session=True,
         )
+
+    def _spare_key(self) -> str:
+        return json.dumps([str(self.root), self._options, [p for p in sys.path if p]], sort_keys=True)
+
+    def _start(self) -> None:
+        proc = (_take_spare(self._spare_key()) if self.prestart else None) or self._spawn()
         self._proc = proc
         self._generation += 1
         self._finalizer = weakref.finalize(self, _stop, proc)
@@ -175,6 +216,8 @@ class SqlSession:
         if not reply.get("ready"):
             self._discard()
             raise WorkspaceError("The SQL engine could not start.", "Check the workspace; nothing was changed.")
+        if self.prestart:
+            _keep_spare(self._spare_key(), lambda: self._spawn(prewarm=True))
 
     def _discard(self) -> None:
         proc, self._proc = self._proc, None

@@ -96,6 +96,7 @@ class _Worker:
             arrays_memory_bytes=options["arrays_memory_bytes"],
         )
         self.faults = bool(options.get("faults"))
+        self.prewarm = bool(options.get("prewarm"))
         self.results: OrderedDict[int, Any] = OrderedDict()
         self.requests: queue.Queue[tuple[dict[str, Any], bytes] | None] = queue.Queue()
         self.current = 0
@@ -103,6 +104,17 @@ class _Worker:
         self._cancel_lock = threading.Lock()
 
     # -- the reader thread: requests go to the queue, cancels take effect at once
+
+    def _prepare(self) -> None:
+        """Idle time: import the libraries; a spare (pre-started) worker also loads the common tables.
+
+        A request arriving meanwhile waits on the import lock or the engine's lock, never on work
+        done twice; tables loaded here are re-read if the workspace changes before a query.
+        """
+        _prefetch_imports()
+        if self.prewarm:
+            with contextlib.suppress(Exception):
+                self.engine.warm_up(cancel=self.cancel)
 
     def read_loop(self) -> None:
         inp = sys.stdin.buffer
@@ -123,6 +135,7 @@ class _Worker:
     def serve(self) -> None:
         threading.Thread(target=self.read_loop, name="n4a-sql-worker-reader", daemon=True).start()
         write_frame(self.out, {"ok": True, "ready": True, "pid": os.getpid()})
+        threading.Thread(target=self._prepare, name="n4a-sql-worker-prepare", daemon=True).start()
         while True:
             item = self.requests.get()
             if item is None:
@@ -274,6 +287,22 @@ class _Worker:
                         sink.getvalue().to_pybytes())
             rows += batch.num_rows
         return {"rows": rows}, b""
+
+
+def _prefetch_imports() -> None:
+    """Import the engine's libraries while the worker waits for its first request.
+
+    They cost seconds in a fresh process; a request that needs one meanwhile just waits on
+    Python's import lock, so nothing is done twice.
+    """
+    import importlib
+
+    for name in ("pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.dataset", "duckdb",
+                 "adbc_driver_sqlite", "adbc_driver_sqlite.dbapi"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the request that needs it reports the failure
+            return
 
 
 def main() -> None:
