@@ -85,10 +85,10 @@ describe("ExportPicker", () => {
     const config = document.createElement("script");
     config.id = "jupyter-config-data";
     config.type = "application/json";
-    config.textContent = JSON.stringify({ baseUrl: "/user/ana/", serverRoot: "/home/ana/project" });
+    config.textContent = JSON.stringify({ baseUrl: "/user/ana/", serverRoot: "/data/ana/project" });
     document.head.append(config);
     const { el, model } = setup({ job_name: "Export", report, download_path: "out dir/ws predictions.zip" });
-    expect(model.get("server_root")).toBe("/home/ana/project"); // Python builds the link from it
+    expect(model.get("server_root")).toBe("/data/ana/project"); // Python builds the link from it
     expect(el.querySelector("[data-result]").textContent).toContain("Exported 64 predictions");
     expect(el.querySelectorAll(".n4a-files li").length).toBe(2);
     const link = el.querySelector("[data-link=download]");
