@@ -249,6 +249,8 @@ class SqlSession:
     ) -> tuple[dict[str, Any], bytes]:
         with self._lock:
             proc = self._ensure_worker()
+            if cancel is not None and cancel.is_set():  # pressed before it was sent: never send it
+                raise OperationCancelledError("The query was cancelled.", "Nothing was changed.")
             self._next_id += 1
             rid = self._next_id
             self._interrupt.clear()
