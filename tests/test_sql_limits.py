@@ -205,6 +205,19 @@ def test_result_conversion_is_capped_and_inside_the_limits(session: SqlSession) 
     assert len(page) <= session.page_bytes + 1024 * 1024
 
 
+def test_wide_rows_are_fetched_in_small_batches(ws: Path) -> None:
+    """A 240 MB result of wide rows fits a worker capped at twice its size.
+
+    DuckDB builds a whole Arrow batch (doubling its buffers) before we can look at it: with
+    1,024-row batches this result needed one 256 MB buffer plus its copy, and failed the cap (in CI,
+    on a busy machine, even the default cap).  Batches of a few rows keep the peak near the result.
+    """
+    sql = "SELECT range(30000)::DOUBLE[] AS l FROM range(1000)"
+    with SqlSession(ws, memory_cap_bytes=480 * 1024 * 1024, prestart=False) as capped:
+        cursor = capped.execute(sql, limit=1000, timeout_s=60)
+        assert cursor.row_count == 1000 and not cursor.truncated_reason
+
+
 def test_values_python_cannot_hold_become_text(session: SqlSession) -> None:
     cursor = session.execute(
         "SELECT 'infinity'::DATE AS d, '-infinity'::TIMESTAMP AS ts, 'infinity'::TIMESTAMPTZ AS tz, "

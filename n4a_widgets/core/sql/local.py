@@ -42,6 +42,11 @@ from .values import _check_int, _duck_type_name, _empty_array_schema
 
 #: Rows DuckDB puts in one Arrow batch; the byte cap is checked on each batch before it is kept.
 FETCH_ROWS = 1024
+#: Rows a batch when a column has no fixed width: DuckDB builds a whole batch (doubling its Arrow
+#: buffers) inside its memory limit before we can look at it, so 1,024 rows of 30,000-element
+#: lists (a 256 MB buffer plus its copy) can fail the limit where 32-row batches never do.
+FETCH_ROWS_TEXT = 256
+FETCH_ROWS_NESTED = 32
 #: An export's batches are cut to at most this many bytes before they leave the worker.
 EXPORT_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -480,7 +485,7 @@ class LocalEngine:
                     columns = [str(c) for c in rel.columns]
                     types = [str(t) for t in rel.types]
                     # Small batches: a batch is built whole before we can look at its size.
-                    reader = rel.to_arrow_reader(min(max(limit + 1, 1), FETCH_ROWS))
+                    reader = rel.to_arrow_reader(min(max(limit + 1, 1), _fetch_rows(types)))
                     batches: list[pa.RecordBatch] = []
                     kept = 0
                     nbytes = 0
@@ -537,7 +542,7 @@ class LocalEngine:
                     rel = self._conn.sql(sql)
                     if rel is None:
                         raise QueryRejectedError(_READ_ONLY + "the statement returned no rows to export.")
-                    reader = rel.to_arrow_reader(FETCH_ROWS)
+                    reader = rel.to_arrow_reader(_fetch_rows([str(t) for t in rel.types]))
                     try:
                         yield _schema_batch(reader.schema)  # the schema first, even for an empty result
                         for batch in reader:
@@ -572,6 +577,16 @@ class Kept:
     truncated_reason: str
     tables: list[str]
     duration_seconds: float
+
+
+def _fetch_rows(types: list[str]) -> int:
+    """Rows per Arrow batch for a result of these DuckDB types: fewer when a row's width is unbounded."""
+    upper = [t.upper() for t in types]
+    if any(t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION")) for t in upper):
+        return FETCH_ROWS_NESTED
+    if any(t.startswith(("VARCHAR", "BLOB", "BIT", "JSON")) for t in upper):
+        return FETCH_ROWS_TEXT
+    return FETCH_ROWS
 
 
 def _rows_within(batch: pa.RecordBatch, budget: int) -> int:
