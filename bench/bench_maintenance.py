@@ -1,8 +1,8 @@
 """Benchmark: maintenance through n4a_widgets vs nirs4all's own path, same run, same copies.
 
 1. remove-bottom 10 % at N predictions:
-   ours  = ``Workspace.remove_bottom(0.1)`` dry run + execution with its plan_id
-   theirs= ``Predictions(store=WorkspaceStore(path)).remove_bottom(0.1)`` (one delete at a
+   ours  = ``Workspace.remove_bottom(f)`` (``--fraction f``, default 0.1) dry run + execution with its plan_id
+   theirs= ``Predictions(store=WorkspaceStore(path)).remove_bottom(f)`` (one delete at a
            time, an automatic compaction every 64 tombstones).  It is capped at
            ``--timeout`` seconds; the total is then EXTRAPOLATED from its measured
            deletion rate (the output says so).
@@ -35,6 +35,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+
+
+#: The share remove-bottom removes (``--fraction``; children get it through the environment).
+FRACTION = float(os.environ.get("N4A_BENCH_FRACTION", "0.1"))
 
 
 def _peak_rss_mb() -> float:
@@ -71,9 +75,9 @@ def child(op: str, path: str) -> None:
         from n4a_widgets import Workspace
 
         t0 = time.perf_counter()
-        plan = Workspace(ws).remove_bottom(0.1)
+        plan = Workspace(ws).remove_bottom(FRACTION)
         t1 = time.perf_counter()
-        done = Workspace(ws).remove_bottom(0.1, dry_run=False, plan_id=plan.plan_id)
+        done = Workspace(ws).remove_bottom(FRACTION, dry_run=False, plan_id=plan.plan_id)
         t2 = time.perf_counter()
         out = {"preview_s": t1 - t0, "execute_s": t2 - t1, "seconds": t2 - t0, "removed": done.removed}
         if op == "ours_remove_undo":  # then take it back: dry run + execution
@@ -97,7 +101,7 @@ def child(op: str, path: str) -> None:
                 return None
 
         def op_() -> NoTrash:
-            return NoTrash(0.1, "val_score", "val", None, 2000)
+            return NoTrash(FRACTION, "val_score", "val", None, 2000)
 
         t0 = time.perf_counter()
         plan = run_write(ws, op_())
@@ -112,7 +116,7 @@ def child(op: str, path: str) -> None:
 
         print("START", flush=True)
         t0 = time.perf_counter()
-        result = Predictions(store=WorkspaceStore(ws)).remove_bottom(0.1)
+        result = Predictions(store=WorkspaceStore(ws)).remove_bottom(FRACTION)
         out = {"seconds": time.perf_counter() - t0, "removed": int(result["removed"])}
     elif op == "ours_compact":
         from n4a_widgets import Workspace
@@ -207,8 +211,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="cap for nirs4all's remove_bottom (seconds)")
     parser.add_argument("--only", choices=("remove", "compact", "trash"), help="run one of the benchmarks")
     parser.add_argument("--workspace", type=Path, help="use this workspace as the master (copied, never modified)")
+    parser.add_argument("--fraction", type=float, default=FRACTION, help="remove-bottom fraction (issue 14: 0.01)")
     parser.add_argument("--child", nargs=2, metavar=("OP", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global FRACTION
+    FRACTION = args.fraction
+    os.environ["N4A_BENCH_FRACTION"] = repr(args.fraction)
     if args.child:
         child(*args.child)
         return 0
@@ -258,7 +266,7 @@ def bench_remove(args: argparse.Namespace, copy: Callable[..., Path]) -> None:
     else:
         theirs_s = theirs["seconds"]
         how = "measured to completion"
-    print("\nremove_bottom(0.1)")
+    print(f"\nremove_bottom({FRACTION})")
     print(
         f"  ours   : {ours['seconds']:8.2f} s (preview {ours['preview_s']:.2f} s + execute "
         f"{ours['execute_s']:.2f} s), removed {planned:,}, peak RSS {ours['peak_rss_mb']:.0f} MB"
@@ -293,7 +301,7 @@ def bench_trash(copy: Callable[..., Path]) -> None:
     Also issue #14: the whole remove-bottom against nirs4all's ``compact_arrays`` alone on the same
     workspace (the deletes should cost little next to rewriting the files).
     """
-    print("\nremove_bottom(0.1) with the trash (undoable) vs without; then undo")
+    print(f"\nremove_bottom({FRACTION}) with the trash (undoable) vs without; then undo")
     plain = run_child("ours_remove_notrash", copy("t_plain"))
     trashed = run_child("ours_remove_undo", copy("t_trash"))
     floor = run_child("theirs_compact", copy("t_floor"))

@@ -19,7 +19,7 @@ from .. import nirs4all_api as api
 from ..crash import kill_point
 from ..errors import OperationCancelledError, PlanChangedError
 from ..paths import store_db
-from ..plans import metadata_digest
+from ..plans import digest_unchanged
 from ..readonly_sqlite import map_sqlite_error
 from ..write_op import WriteContext
 from .reports import BATCH_SIZE
@@ -46,25 +46,52 @@ def dataset_of_files(root: Path) -> dict[str, str]:
     arrays = root / layout.ARRAYS_DIR
     for path in sorted(arrays.glob("*.parquet")) if arrays.is_dir() else []:
         try:
-            col = pq.read_table(path, columns=["dataset_name"]).column("dataset_name")
-            names = [n for n in col.unique().to_pylist() if n]
+            names = _names_from_statistics(path)
+            if names is None:
+                col = pq.read_table(path, columns=["dataset_name"]).column("dataset_name")
+                names = [n for n in col.unique().to_pylist() if n]
         except Exception:  # noqa: BLE001 - unreadable files are reported by health
             names = []
         out[str(path)] = str(names[0]) if names else path.stem
     return out
 
 
+def _names_from_statistics(path: Path) -> list[str] | None:
+    """The one dataset name of ``path`` read from its footer (min == max in every row group), else None.
+
+    nirs4all writes one dataset per file, so the footer statistics answer without
+    decoding a column (0.02 s instead of 0.2 s for 8 files at 1M predictions).
+    """
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    try:
+        index = meta.schema.names.index("dataset_name")
+    except ValueError:
+        return []
+    seen: set[str] = set()
+    for g in range(meta.num_row_groups):
+        col = meta.row_group(g).column(index)
+        stats = col.statistics
+        if stats is None or not stats.has_min_max or stats.null_count or stats.min != stats.max:
+            return None
+        seen.add(str(stats.min))
+    return sorted(seen) if len(seen) <= 1 else None
+
+
 def batch_size_for(n: int, batch_size: int = BATCH_SIZE) -> int:
-    """At most ~10 batches, each within SQLite's host-parameter limit.
+    """As few batches as SQLite's host-parameter limit allows (one up to 30,000 ids).
 
     nirs4all re-reads every chain's artifact references once per delete call
-    (``_ensure_chain_artifact_refcounts``), so the number of batches, not only
-    their size, must stay bounded for the delete to grow linearly.  An
-    explicit ``batch_size`` other than the default is used as given.
+    (``_ensure_chain_artifact_refcounts``: 1.7 s at 1M predictions, whatever
+    the batch holds), so each batch costs that again: the number of calls,
+    not their size, decides whether the delete grows linearly.  Cancel is
+    still checked between batches.  An explicit ``batch_size`` other than the
+    default is used as given.
     """
     if batch_size != BATCH_SIZE:
         return batch_size
-    return max(batch_size, min(-(-n // 10), 30_000))
+    return max(batch_size, min(n, 30_000))
 
 
 def compact_touched(store: Any, conn: Any, datasets: Sequence[str], ticker: Any) -> None:
@@ -125,7 +152,7 @@ def delete_in_batches(
             )
             with store.transaction():
                 if index == 0:
-                    if metadata_digest(conn) != expected_digest:
+                    if not digest_unchanged(conn, expected_digest):
                         raise PlanChangedError(
                             "The predictions changed since the plan was computed (a run landed or something was "
                             "deleted); nothing was deleted."

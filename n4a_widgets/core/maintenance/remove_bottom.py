@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import require_current, store_db
-from ..plans import make_plan_id, metadata_digest, workspace_state_token
+from ..plans import SCORE_COLUMNS, make_plan_id, metadata_digest, workspace_state_token
 from ..progress import Progress, Ticker
 from ..readonly_sqlite import open_readonly
 from ..write_op import WriteContext, WriteOperation, run_write
@@ -91,7 +91,7 @@ def _plan_remove_bottom(
     with open_readonly(store_db(root)) as conn:
         value = _validate_remove_bottom(conn, fraction, metric, partition, dataset_name)
         frame = _scope_frame(conn, metric, partition, dataset_name)
-        digest = metadata_digest(conn)
+        digest = metadata_digest(conn, scores=metric if metric in SCORE_COLUMNS else True)
     groups: list[MetricGroupCut] = []
     removals = []
     for name, ascending, ordered in _ranked_groups(frame, metric):
@@ -120,8 +120,6 @@ def _plan_remove_bottom(
     return plan
 
 
-
-
 class RemoveBottom(WriteOperation[_RemovePlan, RemoveBottomReport]):
     name = "remove_bottom"
     label = "remove-bottom"
@@ -134,7 +132,9 @@ class RemoveBottom(WriteOperation[_RemovePlan, RemoveBottomReport]):
 
     def parameters(self) -> dict[str, Any]:
         return {
-            "fraction": self.fraction, "metric": self.metric, "partition": self.partition,
+            "fraction": self.fraction,
+            "metric": self.metric,
+            "partition": self.partition,
             "dataset_name": self.dataset_name,
         }
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..plans import SCORE_COLUMNS  # noqa: F401 - re-exported: rows are ranked within their ``metric`` there
 from ..reports import Report
 
-#: Score columns whose rows are ranked within their ``metric`` (as nirs4all does).
-SCORE_COLUMNS = ("val_score", "test_score", "train_score")
 #: Predictions deleted per SQLite transaction (cancel is checked between batches).
 BATCH_SIZE = 2000
 #: Fields that differ between a dry run and the execution of the same plan.
@@ -153,4 +152,3 @@ class MaintenanceChoices(Report):
     score_metrics: tuple[str, ...]
     partitions: tuple[str, ...]
     datasets: tuple[str, ...]
-
