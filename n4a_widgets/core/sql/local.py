@@ -86,6 +86,7 @@ class LocalEngine:
         self._registered: Any = None  # the object registered as `arrays`
         self._arrays_memory_bytes = _check_int("arrays_memory_bytes", arrays_memory_bytes, minimum=0)
         self._array_files: list[Path] = []
+        self._file_ids: list[pa.ChunkedArray] = []
         self._array_schema: pa.Schema | None = None
         self._array_col_bytes: dict[str, int] = {}
         self._live_count: int | None = None
@@ -133,6 +134,7 @@ class LocalEngine:
         self._live_count = None
         self._dead = None
         self._light = None
+        self._file_ids = []
         self._late_cols = set()
         self.warnings = []
         sqlite_db = self.root / layout.STORE_SQLITE
@@ -278,6 +280,7 @@ class LocalEngine:
             return
         live = self._live_ids()
         raw = [pc.cast(pq.read_table(p, columns=["prediction_id"]).column(0), pa.string()) for p in self._array_files]
+        self._file_ids = raw  # the light table reuses them: at 1M, a second read of every file's ids costs ~1 s
         ids = pa.chunked_array([c for r in raw for c in r.chunks], type=pa.string())
         dead = pc.unique(pc.filter(ids, pc.invert(pc.is_in(ids, value_set=live))))
         self._dead = dead
@@ -374,9 +377,18 @@ class LocalEngine:
         assert self._array_schema is not None
         names = [f.name for f in self._array_schema if f.name in light]
         parts = []
+        known_ids = self._file_ids if len(self._file_ids) == len(self._array_files) else []
         for index, path in enumerate(self._array_files):
             dog.check()
-            part = pq.read_table(path, columns=[n for n in names if n in pq.read_schema(path).names])
+            cols = [n for n in names if n in pq.read_schema(path).names]
+            if known_ids and "prediction_id" in cols:  # read by _open_arrays already
+                rest = [n for n in cols if n != "prediction_id"]
+                part = pq.read_table(path, columns=rest) if rest else None
+                ids = known_ids[index]
+                part = (pa.table({"prediction_id": ids}) if part is None
+                        else part.append_column("prediction_id", ids))
+            else:
+                part = pq.read_table(path, columns=cols)
             locator = pc.add(pa.array(range(part.num_rows), pa.int64()), pa.scalar(index << 32, pa.int64()))
             for name in names:
                 if name not in part.column_names:
