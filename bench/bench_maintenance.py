@@ -206,6 +206,7 @@ def _parse(stdout: str, op: str) -> dict:
 
 
 def main() -> int:
+    global FRACTION
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="predictions in the workspace")
     parser.add_argument("--timeout", type=float, default=60.0, help="cap for nirs4all's remove_bottom (seconds)")
@@ -214,7 +215,6 @@ def main() -> int:
     parser.add_argument("--fraction", type=float, default=FRACTION, help="remove-bottom fraction (issue 14: 0.01)")
     parser.add_argument("--child", nargs=2, metavar=("OP", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global FRACTION
     FRACTION = args.fraction
     os.environ["N4A_BENCH_FRACTION"] = repr(args.fraction)
     if args.child:

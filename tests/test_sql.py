@@ -664,3 +664,20 @@ def test_adbc_driver_loads_without_polars_and_leaves_it_importable() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+def test_page_rows_are_taken_across_streamed_batches(tmp_path: Path) -> None:
+    """The arrays of a page's rows come from the right rows, whichever batch they fall in (and in any order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from n4a_widgets.core.sql.engine import _Watchdog
+    from n4a_widgets.core.sql.local import TAKE_BATCH_ROWS, _take_rows
+
+    n = 2 * TAKE_BATCH_ROWS + 100
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"y": [[float(i), i + 0.5] for i in range(n)], "z": [str(i) for i in range(n)]}), path)
+    rows = [n - 1, 0, TAKE_BATCH_ROWS - 1, TAKE_BATCH_ROWS, 5, TAKE_BATCH_ROWS, 2 * TAKE_BATCH_ROWS + 3]
+    got = _take_rows(path, ["y", "z"], rows, _Watchdog(None, None, None))
+    assert got["y"] == [[float(r), r + 0.5] for r in rows]
+    assert got["z"] == [str(r) for r in rows]
