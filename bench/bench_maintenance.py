@@ -71,6 +71,8 @@ def child(op: str, path: str) -> None:
     from nirs4all.core import metrics  # noqa: F401
     from nirs4all.data import predictions  # noqa: F401
 
+    import n4a_widgets.core.maintenance  # noqa: F401  (ours too: only the operation is timed)
+
     if op in ("ours_remove", "ours_remove_undo"):
         from n4a_widgets import Workspace
 

@@ -671,13 +671,15 @@ def test_page_rows_are_taken_across_streamed_batches(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from n4a_widgets.core.sql.engine import _Watchdog
-    from n4a_widgets.core.sql.local import TAKE_BATCH_ROWS, _take_rows
+    from n4a_widgets.core.arrays_readonly import TAKE_BATCH_ROWS, take_rows
 
     n = 2 * TAKE_BATCH_ROWS + 100
     path = tmp_path / "a.parquet"
     pq.write_table(pa.table({"y": [[float(i), i + 0.5] for i in range(n)], "z": [str(i) for i in range(n)]}), path)
     rows = [n - 1, 0, TAKE_BATCH_ROWS - 1, TAKE_BATCH_ROWS, 5, TAKE_BATCH_ROWS, 2 * TAKE_BATCH_ROWS + 3]
-    got = _take_rows(path, ["y", "z"], rows, _Watchdog(None, None, None))
-    assert got["y"] == [[float(r), r + 0.5] for r in rows]
-    assert got["z"] == [str(r) for r in rows]
+    got = take_rows(path, rows, ["y", "z"])
+    assert got.column("y").to_pylist() == [[float(r), r + 0.5] for r in rows]
+    assert got.column("z").to_pylist() == [str(r) for r in rows]
+    assert take_rows(path, [], ["z"]).num_rows == 0
+    with pytest.raises(IndexError):
+        take_rows(path, [n], ["z"])

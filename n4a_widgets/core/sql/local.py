@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import layout
-from ..arrays_readonly import tombstone_ids
+from ..arrays_readonly import take_rows, tombstone_ids
 from ..errors import QueryRejectedError, WorkspaceError
 from .engine import (
     _READ_ONLY,
@@ -435,9 +435,11 @@ class LocalEngine:
             dog.check()
             path = self._array_files[f]
             present = [c for c in columns if c in pq.read_schema(path).names]
-            for c, values in _take_rows(path, present, [rows[k] for k in ks], dog).items():
-                for k, v in zip(ks, values, strict=True):
+            part = take_rows(path, [rows[k] for k in ks], present, dog.check)
+            for c in present:
+                for k, v in zip(ks, part.column(c).to_pylist(), strict=True):
                     fetched[c][k] = v
+            del part
         for pos, col_name in targets:
             kind = self._array_schema.field(col_name).type
             table = table.set_column(pos, pa.field(table.schema.field(pos).name, kind),
@@ -587,43 +589,6 @@ class Kept:
     truncated_reason: str
     tables: list[str]
     duration_seconds: float
-
-
-#: Rows decoded at a time when a page's arrays are fetched (bounds memory, not the work).
-TAKE_BATCH_ROWS = 8192
-
-
-def _take_rows(path: Path, columns: list[str], rows: list[int], dog: _Watchdog) -> dict[str, list[Any]]:
-    """The values of ``columns`` at ``rows`` of one array file, streamed batch by batch.
-
-    nirs4all writes a dataset's file as one row group, so fetching 50 rows decodes the whole
-    column chunks either way; streaming keeps only a batch decoded at a time (at 1M predictions
-    a file's two array columns are 80 MB decoded, and the page's rows are a few kilobytes).
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    order = sorted(range(len(rows)), key=rows.__getitem__)
-    out: dict[str, list[Any]] = {c: [None] * len(rows) for c in columns}
-    if not columns:
-        return out
-    start, pos = 0, 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=TAKE_BATCH_ROWS, columns=columns, use_threads=False):
-        dog.check()
-        end = start + batch.num_rows
-        picked: list[int] = []
-        while pos < len(order) and rows[order[pos]] < end:
-            picked.append(order[pos])
-            pos += 1
-        if picked:
-            part = batch.take(pa.array([rows[i] - start for i in picked], pa.int64()))
-            for c in columns:
-                for i, v in zip(picked, part.column(c).to_pylist(), strict=True):
-                    out[c][i] = v
-        start = end
-        if pos == len(order):
-            break
-    return out
 
 
 def _fetch_rows(types: list[str]) -> int:
