@@ -181,6 +181,37 @@ def test_plan_changed_by_a_deletion(demo_ws: Path) -> None:
         ws.clean_dead_links(dry_run=False, plan_id=clean_plan.plan_id)
 
 
+def test_execution_reuses_the_previewed_plan_only_while_the_workspace_is_unchanged(demo_ws: Path, monkeypatch) -> None:
+    """The dry run's plan is re-used by its execution (no second ranking) unless a score changed in between."""
+    import sqlite3
+
+    from n4a_widgets.core.maintenance.remove_bottom import RemoveBottom
+
+    calls = []
+    original = RemoveBottom.plan
+
+    def counting(self, root, ticker):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(self, root, ticker)
+
+    monkeypatch.setattr(RemoveBottom, "plan", counting)
+    ws = Workspace(demo_ws)
+    plan = ws.remove_bottom(0.1)
+    ws.remove_bottom(0.1, dry_run=False, plan_id=plan.plan_id)
+    assert len(calls) == 1, "the execution ranked again although nothing changed"
+
+    plan = ws.remove_bottom(0.1)
+    with sqlite3.connect(demo_ws / "store.sqlite") as conn:  # a re-score the plan's ranking depends on
+        conn.execute(
+            "UPDATE predictions SET val_score = val_score + 1 WHERE rowid = (SELECT max(rowid) FROM predictions)"
+        )
+    before = prediction_ids(demo_ws)
+    with pytest.raises(PlanChangedError):
+        ws.remove_bottom(0.1, dry_run=False, plan_id=plan.plan_id)
+    assert len(calls) == 3, "a changed workspace must be ranked again"
+    assert prediction_ids(demo_ws) == before
+
+
 def test_cancel_between_batches_leaves_a_consistent_workspace(demo_ws: Path) -> None:
     ws = Workspace(demo_ws)
     before = prediction_ids(demo_ws)

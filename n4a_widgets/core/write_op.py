@@ -130,6 +130,18 @@ class WriteOperation(Generic[PlanT, ReportT]):
     undoes: str | None = None
     """For an undo: the action it takes back (recorded with it)."""
 
+    def state_token(self, root: Path) -> str | None:
+        """A cheap fingerprint of everything ``plan`` depends on, or None (the default: always re-plan).
+
+        When it is given and still equals the ``state_token`` attribute of the plan a dry
+        run in this process just computed, the execution re-uses that plan instead of
+        computing it again: the plan is a pure function of that state and the parameters,
+        so it would come out the same (at 1M predictions, re-ranking remove-bottom's
+        333k rows costs 1.3 s; the fingerprint 0.2 s).  The delete's own transaction
+        re-checks the digest anyway.
+        """
+        return None
+
     def history_root_after(self, home: Path) -> Path:
         """Where the end record goes (an undone migration moved the recorded workspace aside)."""
         return home
@@ -151,6 +163,7 @@ def run_write(
     if dry_run:
         plan = op.plan(root, ticker.span(0.0, 0.95))
         report = op.preview(root, plan)
+        _remember(root, op, plan)
         ticker.done()
         return report
     with exclusive_write(root, op.name, force=force, marker=op.lock_marker(root), probe_writers=op.probe_writers):
@@ -159,7 +172,7 @@ def run_write(
             from .recovery import recover
 
             recover(home)  # finish the record of an action a crash interrupted (we hold the lock)
-        plan = op.plan(root, ticker.span(0.0, 0.1))
+        plan = _previewed(root, op, plan_id) or op.plan(root, ticker.span(0.0, 0.1))
         check_plan(plan_id, plan.plan_id, op.label)
         ticker.check(op.label.capitalize())
         ctx = WriteContext(root, ticker.span(0.1, 1.0), force=force, keep_trash=home is not None)
@@ -185,6 +198,33 @@ def run_write(
         outcome = history.CANCELLED if getattr(report, "cancelled", False) else history.DONE
         _finish(home, op, ctx, outcome, report, "")
         return report
+
+
+#: Plans of this process's latest dry runs, by (workspace, operation, plan_id); see ``state_token``.
+_PREVIEWED: dict[tuple[str, str, str], Any] = {}
+_PREVIEWED_MAX = 4
+_PREVIEWED_LOCK = threading.Lock()
+
+
+def _remember(root: Path, op: WriteOperation[Any, Any], plan: Any) -> None:
+    if getattr(plan, "state_token", None) is None or type(op).state_token is WriteOperation.state_token:
+        return
+    with _PREVIEWED_LOCK:
+        _PREVIEWED[(str(root), op.name, plan.plan_id)] = plan
+        while len(_PREVIEWED) > _PREVIEWED_MAX:
+            _PREVIEWED.pop(next(iter(_PREVIEWED)))
+
+
+def _previewed(root: Path, op: WriteOperation[PlanT, Any], plan_id: str | None) -> PlanT | None:
+    """The plan the dry run of ``plan_id`` computed, if the workspace is still in the state it saw."""
+    if plan_id is None:
+        return None
+    with _PREVIEWED_LOCK:
+        plan = _PREVIEWED.pop((str(root), op.name, plan_id), None)
+    if plan is None:
+        return None
+    token = op.state_token(root)
+    return plan if token is not None and token == plan.state_token else None
 
 
 _COUNT_KEYS = (

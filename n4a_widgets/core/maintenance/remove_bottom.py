@@ -37,6 +37,7 @@ class _RemovePlan:
     datasets: list[DatasetCut]
     digest: str
     plan_id: str = ""
+    state_token: str = ""
 
     def report(
         self,
@@ -91,7 +92,7 @@ def _plan_remove_bottom(
     with open_readonly(store_db(root)) as conn:
         value = _validate_remove_bottom(conn, fraction, metric, partition, dataset_name)
         frame = _scope_frame(conn, metric, partition, dataset_name)
-        digest = metadata_digest(conn, scores=metric if metric in SCORE_COLUMNS else True)
+        digest = metadata_digest(conn, scores=_digest_scores(metric))
     groups: list[MetricGroupCut] = []
     removals = []
     for name, ascending, ordered in _ranked_groups(frame, metric):
@@ -116,8 +117,14 @@ def _plan_remove_bottom(
     plan = _RemovePlan(value, metric, partition, dataset_name, frame.height, ids, groups, datasets, digest)
     plan._id_dataset = dict(zip(ids, removed["dataset_name"].to_list(), strict=True))
     params = {"fraction": value, "metric": metric, "partition": partition, "dataset_name": dataset_name}
-    plan.plan_id = make_plan_id("remove_bottom", params, ids, workspace_state_token(root, digest))
+    plan.state_token = workspace_state_token(root, digest)
+    plan.plan_id = make_plan_id("remove_bottom", params, ids, plan.state_token)
     return plan
+
+
+def _digest_scores(metric: str) -> bool | str:
+    """What remove-bottom's digest covers: its own score column (index-covered), else every score."""
+    return metric if metric in SCORE_COLUMNS else True
 
 
 class RemoveBottom(WriteOperation[_RemovePlan, RemoveBottomReport]):
@@ -149,6 +156,11 @@ class RemoveBottom(WriteOperation[_RemovePlan, RemoveBottomReport]):
 
     def preview(self, root: Path, plan: _RemovePlan) -> RemoveBottomReport:
         return plan.report(root, dry_run=True)
+
+    def state_token(self, root: Path) -> str | None:
+        with open_readonly(store_db(root)) as conn:
+            digest = metadata_digest(conn, scores=_digest_scores(self.metric))
+        return workspace_state_token(root, digest)
 
     def execute(self, root: Path, plan: _RemovePlan, ctx: WriteContext) -> RemoveBottomReport:
         datasets = [d.dataset_name for d in plan.datasets if d.removed]
