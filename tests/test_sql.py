@@ -654,8 +654,8 @@ def test_adbc_driver_loads_without_polars_and_leaves_it_importable() -> None:
     """The worker hides polars while importing ADBC's DB-API (0.8 s saved); polars still imports after."""
     code = (
         "import sys\n"
-        "from n4a_widgets.core.sql.sources import _import_adbc\n"
-        "_import_adbc()\n"
+        "from n4a_widgets.core.readonly_sqlite import import_adbc\n"
+        "import_adbc()\n"
         "assert 'polars' not in sys.modules, sorted(m for m in sys.modules if m.startswith('polars'))\n"
         "import polars\n"
         "print(polars.DataFrame({'a': [1]}).height)\n"

@@ -14,6 +14,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import CorruptStoreError, WorkspaceBusyError, WorkspaceError
 
@@ -66,3 +67,32 @@ def table_names(conn: sqlite3.Connection) -> set[str]:
 
 def user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+# ------------------------------------------------------------------ ADBC: SQLite straight into Arrow
+
+
+def adbc_uri(db: Path) -> str:
+    """The same trace-free read-only URI ``open_readonly`` uses (``immutable=1`` only when no -wal exists)."""
+    return _uri(db, immutable=not db.with_name(db.name + "-wal").exists())
+
+
+def import_adbc() -> tuple[Any, Any]:
+    """The ADBC SQLite driver and its DB-API, without the polars import its DB-API tries.
+
+    ``adbc_driver_manager.dbapi`` imports polars when it can, only to accept polars frames as
+    bind parameters (never used here): 0.8 s of a fresh worker's first query.  Hiding polars
+    for the duration of that import makes it skip that backend; nothing else changes.
+    """
+    import sys
+
+    hide = "polars" not in sys.modules
+    if hide:
+        sys.modules["polars"] = None  # type: ignore[assignment]  # "import polars" raises ImportError
+    try:
+        import adbc_driver_sqlite
+        import adbc_driver_sqlite.dbapi as adbc_dbapi
+    finally:
+        if hide and sys.modules.get("polars", 0) is None:
+            del sys.modules["polars"]
+    return adbc_driver_sqlite, adbc_dbapi

@@ -143,7 +143,7 @@ def export_predictions(
                     opened = _start_splice(plan.source, scratch.temp_name(folder, plan.file_name))
                     if opened is not None:
                         early[name] = opened
-                meta = _Metadata(conn, skip=_array_columns(plan.source))
+                meta = _Metadata(conn, skip=_array_columns(plan.source), db=db)
                 count = conn.execute("SELECT COUNT(*) FROM predictions WHERE dataset_name = ?", (name,)).fetchone()[0]
                 seen = [0]
 

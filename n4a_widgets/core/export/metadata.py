@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import sqlite3
+    from pathlib import Path
 
     import pyarrow as pa
 
@@ -61,10 +62,11 @@ class _Metadata:
 
     _LOOKUP = ("pipeline_name", "run_id", "run_name")
 
-    def __init__(self, conn: sqlite3.Connection, skip: set[str]) -> None:
+    def __init__(self, conn: sqlite3.Connection, skip: set[str], db: Path | None = None) -> None:
         import pyarrow as pa
 
         self.conn = conn
+        self.db = db
         present = {r[1] for r in conn.execute("PRAGMA table_info(predictions)")}
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         self.columns = [c for c in METADATA_COLUMNS if c[0] not in skip]
@@ -94,6 +96,14 @@ class _Metadata:
         """
         import pyarrow as pa
 
+        fast = self._scan_arrow(dataset, filters) if self.db is not None else None
+        if fast is not None:
+            live_ids, ids, table = fast
+            self.cache = (ids, table)
+            if on_rows is not None:
+                on_rows(len(live_ids))
+            chosen = ids.to_pylist()
+            return (live_ids.to_pylist() if filters else chosen), (chosen if filters else None)
         live: list[str] = []
         if filters:  # the live ids alone (cheap: two columns), then the selected rows with their metadata
             cursor = self.conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (dataset,))
@@ -123,6 +133,53 @@ class _Metadata:
         else:
             self.cache = (pa.array([], type=pa.string()), self.schema.empty_table())
         return live, (selected if filters else None)
+
+    def _scan_arrow(self, dataset: str, filters: dict[str, str]) -> tuple[pa.Array, pa.Array, pa.Table] | None:
+        """``scan`` read straight into Arrow by the ADBC SQLite driver, or None to take the Python path.
+
+        At 1M predictions the Python path spends 0.9 s turning 125k rows into tuples and back
+        into Arrow; the driver does it in C.  One read transaction for both queries; each
+        result is one batch, so the driver types a column from all its values, and a column
+        whose type is not the one the Python path would produce (a value of another storage
+        class, say) sends the whole scan back to the Python path, as does any driver error.
+        """
+        import pyarrow as pa
+
+        from ..readonly_sqlite import adbc_uri, import_adbc
+
+        assert self.db is not None
+        where = " AND ".join(["p.dataset_name = ?", *(f"+p.{column} = ?" for column in filters)])
+        try:
+            driver, dbapi = import_adbc()
+            with dbapi.connect(adbc_uri(self.db), autocommit=False) as conn, conn.cursor() as cur:
+                cur.execute("PRAGMA query_only=ON")
+                cur.execute("SELECT count(*) FROM predictions WHERE dataset_name = ?", (dataset,))
+                count = int(cur.fetchall()[0][0])
+                cur.adbc_statement.set_options(**{driver.StatementOptions.BATCH_ROWS.value: str(count + 1)})
+                live = None
+                if filters:
+                    cur.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (dataset,))
+                    live = cur.fetch_arrow_table().column(0).combine_chunks()
+                cur.execute(self.select + where, [dataset, *filters.values()])
+                got = cur.fetch_arrow_table().combine_chunks()
+        except Exception:  # noqa: BLE001 - no driver, a driver error, a lock: the Python path reports it
+            return None
+        ids = _exact(got.column(0), "string") if got.num_rows else pa.array([], pa.string())
+        if ids is None or ids.null_count or (live is not None and _exact(live, "string") is None):
+            return None
+        arrays: dict[str, pa.Array] = {}
+        for index, (name, _e, type_) in enumerate(self.row_columns, start=2):
+            array = _exact(got.column(index), type_) if got.num_rows else pa.nulls(0, getattr(pa, type_)())
+            if array is None:
+                return None
+            arrays[name] = array
+        if any(name in self._LOOKUP for name, _e, _t in self.columns):
+            pipelines = _exact(got.column(1), "string") if got.num_rows else pa.array([], pa.string())
+            if pipelines is None:
+                return None
+            arrays.update(self._pipeline_columns(pipelines))
+        table = pa.Table.from_arrays([arrays[name] for name, _e, _t in self.columns], schema=self.schema)
+        return (live if live is not None else ids).cast(pa.string()), ids, table
 
     def for_dataset(self, dataset: str, ids: pa.Array) -> pa.Table:
         """Rows for ``ids`` (all of ``dataset``: the copy path), one query for the whole dataset."""
@@ -202,6 +259,25 @@ def _chunks(values: list[str], step: int = 900) -> Iterator[list[str]]:
     """``values`` in slices small enough for SQLite's host-parameter limit."""
     for start in range(0, len(values), step):
         yield values[start:start + step]
+
+
+def _exact(array: Any, type_: str) -> pa.Array | None:
+    """``array`` as the Arrow type the Python path builds, when the driver's type means the same values."""
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    target = getattr(pa, type_)()
+    if array.null_count == len(array):
+        return pa.nulls(len(array), target)
+    kind = array.type
+    if kind == target:
+        return array
+    if type_ == "float64" and pa.types.is_integer(kind):  # REAL affinity stored an integral value
+        return array.cast(target)
+    if type_ == "string" and pa.types.is_large_string(kind):
+        return array.cast(target)
+    return None
 
 
 def _coerce(value: Any, type_: str) -> Any:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import layout
 from ..errors import WorkspaceError
+from ..readonly_sqlite import adbc_uri as _adbc_uri
+from ..readonly_sqlite import import_adbc as _import_adbc
 from ..reports import Report
 
 if TYPE_CHECKING:
@@ -187,13 +189,6 @@ _CLASS_CODE = "CASE typeof({col}) WHEN 'integer' THEN 1 WHEN 'real' THEN 2 WHEN 
               "ELSE 0 END"
 
 
-def _adbc_uri(db: Path) -> str:
-    """The same trace-free read-only URI ``open_readonly`` uses (``immutable=1`` only when no -wal exists)."""
-    from ..readonly_sqlite import _uri
-
-    return _uri(db, immutable=not db.with_name(db.name + "-wal").exists())
-
-
 def _adbc_column(array: Any, kind: str, classes: set[int] | None) -> pa.Array | None:
     """The driver's column as ``_arrow_column`` would build it, or None when they could differ."""
     import pyarrow as pa
@@ -213,27 +208,6 @@ def _adbc_column(array: Any, kind: str, classes: set[int] | None) -> pa.Array | 
     if kind == "any" and name in ("string", "binary") and (classes is None or len(classes - {0}) != 1):
         return None
     return array
-
-
-def _import_adbc() -> tuple[Any, Any]:
-    """The ADBC SQLite driver and its DB-API, without the polars import its DB-API tries.
-
-    ``adbc_driver_manager.dbapi`` imports polars when it can, only to accept polars frames as
-    bind parameters (never used here): 0.8 s of a fresh worker's first query.  Hiding polars
-    for the duration of that import makes it skip that backend; nothing else changes.
-    """
-    import sys
-
-    hide = "polars" not in sys.modules
-    if hide:
-        sys.modules["polars"] = None  # type: ignore[assignment]  # "import polars" raises ImportError
-    try:
-        import adbc_driver_sqlite
-        import adbc_driver_sqlite.dbapi as adbc_dbapi
-    finally:
-        if hide and sys.modules.get("polars", 0) is None:
-            del sys.modules["polars"]
-    return adbc_driver_sqlite, adbc_dbapi
 
 
 def _adbc_load(

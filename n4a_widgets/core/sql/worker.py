@@ -297,12 +297,33 @@ def _prefetch_imports() -> None:
     """
     import importlib
 
-    for name in ("pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.dataset", "duckdb",
-                 "adbc_driver_sqlite", "adbc_driver_sqlite.dbapi"):
+    from ..readonly_sqlite import import_adbc
+
+    for name in ("pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.dataset", "duckdb"):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the request that needs it reports the failure
             return
+    with contextlib.suppress(Exception):
+        import_adbc()  # without its optional polars backend, as the engine imports it
+
+
+def _arrow_memory_pool() -> None:
+    """Give freed Arrow memory back to the system at once (the worker's peak is the user's memory).
+
+    pyarrow's default mimalloc pool keeps what a query freed: reading every file's ids
+    at 1M predictions left 145 MB resident for 40 MB of ids, and the anti-join another
+    130 MB.  jemalloc with no decay (or the system allocator where jemalloc is not built
+    in) returns it, for a few percent of speed.
+    """
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        pa.jemalloc_set_decay_ms(0)
+    except (NotImplementedError, AttributeError, pa.ArrowException):
+        with contextlib.suppress(Exception):
+            pa.set_memory_pool(pa.system_memory_pool())
 
 
 def main() -> None:
@@ -311,6 +332,7 @@ def main() -> None:
     options = json.loads(sys.argv[2])
     _limit_self(int(options.get("address_space", 0)))
     try:
+        _arrow_memory_pool()
         worker = _Worker(root, options)
     except BaseException as exc:  # noqa: BLE001 - report set-up failures as a message
         from ..errors import WorkspaceError
