@@ -141,6 +141,45 @@ def test_copy_path_and_rewrite_path_give_the_same_table(demo_ws: Path, out: Path
     assert info["workspace"] == demo_ws.name
 
 
+@pytest.mark.parametrize("partition", [None, "val"])
+def test_metadata_read_by_adbc_equals_the_python_path(demo_ws: Path, out: Path, monkeypatch, partition) -> None:
+    """The metadata columns read straight into Arrow (ADBC) are exactly those of the Python path,
+    and a value of another storage class sends the scan back to the Python path with the same result."""
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    from n4a_widgets.core.export.metadata import _Metadata
+
+    used: list[bool] = []
+    original = _Metadata._scan_arrow
+
+    def watch(self, *a, **k):  # type: ignore[no-untyped-def]
+        got = original(self, *a, **k)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(_Metadata, "_scan_arrow", watch)
+    ws = Workspace(demo_ws)
+    ws.export(out / "adbc.parquet", datasets=["corn moisture"], partition=partition)
+    assert used == [True]
+    monkeypatch.setattr(_Metadata, "_scan_arrow", lambda *a, **k: None)
+    ws.export(out / "python.parquet", datasets=["corn moisture"], partition=partition)
+    assert pq.read_table(out / "adbc.parquet").equals(pq.read_table(out / "python.parquet"))
+
+    # A text where SQLite stores reals: ADBC's column type no longer means the same values.
+    with sqlite3.connect(demo_ws / "store.sqlite") as conn:
+        conn.execute("UPDATE predictions SET test_score = 'n/a' WHERE rowid = (SELECT min(rowid) FROM predictions "
+                     "WHERE dataset_name = 'corn moisture' AND partition = coalesce(?, partition))", (partition,))
+    monkeypatch.setattr(_Metadata, "_scan_arrow", watch)
+    used.clear()
+    ws.export(out / "mixed_adbc.parquet", datasets=["corn moisture"], partition=partition)
+    assert used == [False], "a text among reals must send the scan back to the Python path"
+    monkeypatch.setattr(_Metadata, "_scan_arrow", lambda *a, **k: None)
+    ws.export(out / "mixed_python.parquet", datasets=["corn moisture"], partition=partition)
+    assert pq.read_table(out / "mixed_adbc.parquet").equals(pq.read_table(out / "mixed_python.parquet"))
+
+
 def test_pandas_reads_the_export(demo_ws: Path, out: Path) -> None:
     pd = pytest.importorskip("pandas")
     Workspace(demo_ws).export(out / "t.parquet", datasets=["tablets"])
