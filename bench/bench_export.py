@@ -13,7 +13,7 @@ Peak memory is the rise of VmHWM over VmRSS after the imports (Linux resets
 VmHWM through /proc/self/clear_refs), so import peaks do not hide it.
 
 Times measure the call, not imports: every child imports the same modules
-first (nirs4all's array store, polars, pyarrow, ours) and makes one tiny
+first (nirs4all's array store, polars, pyarrow, ours with its ADBC SQLite driver) and makes one tiny
 ``pa.array`` from a Python list, which loads pyarrow's lazily imported pandas
 layer (~1.3 ms, once per process, in every program that builds an Arrow array
 from Python values).  The runs of the variants are interleaved (round robin)
@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from nirs4all.pipeline.storage.array_store import ArrayStore
 import pyarrow as pa
 import n4a_widgets.core.export, n4a_widgets.core.parquet_splice, n4a_widgets.core.status
+from n4a_widgets.core.readonly_sqlite import import_adbc; import_adbc()  # the metadata reader's driver
 from n4a_widgets import Workspace
 pa.array(["warm"])  # pyarrow imports its pandas layer on the first array built from Python values
 

@@ -20,6 +20,7 @@ import json, sys
 import pyarrow.parquet as pq
 import nirs4all.pipeline.storage.array_store  # imports first: they are not the export's memory
 import n4a_widgets.core.export, n4a_widgets.core.parquet_splice, n4a_widgets.core.status
+from n4a_widgets.core.readonly_sqlite import import_adbc; import_adbc()  # the metadata reader's driver
 from n4a_widgets import Workspace
 ws, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -83,7 +84,8 @@ def test_peak_memory_is_bounded_by_batches_not_by_the_file(factory, tmp_path: Pa
     assert large["decoded"] > 12 * ROW_GROUP_BYTES, sizes
     growth = large["decoded"] - small["decoded"]
     for mode in ("filtered", "unfiltered"):
-        assert large[mode] - small[mode] < 0.4 * growth, (mode, sizes)
+        # measured 0.33-0.44x of the decoded growth (reading the file whole: 3.5x); 0.5x leaves room for noise
+        assert large[mode] - small[mode] < 0.5 * growth, (mode, sizes)
         assert large[mode] < large["read_table"] / 2, (mode, sizes)
     # The file read whole costs at least its decoded size: the measure can see growth.
     assert large["read_table"] - small["read_table"] > 0.8 * growth, sizes

@@ -88,7 +88,7 @@ class _Metadata:
         dataset: str,
         filters: dict[str, str],
         on_rows: Callable[[int], None] | None = None,
-    ) -> tuple[list[str], list[str] | None]:
+    ) -> tuple[Sequence[str] | pa.Array, Sequence[str] | pa.Array | None]:
         """(every live id of ``dataset``, the live ids matching ``filters`` or None without filters).
 
         One pass over the dataset's rows; the metadata of the selected rows is
@@ -102,8 +102,8 @@ class _Metadata:
             self.cache = (ids, table)
             if on_rows is not None:
                 on_rows(len(live_ids))
-            chosen = ids.to_pylist()
-            return (live_ids.to_pylist() if filters else chosen), (chosen if filters else None)
+            # Arrow arrays, not lists: ``_plan_dataset`` matches them in Arrow (no Python string per id).
+            return (live_ids if filters else ids), (ids if filters else None)
         live: list[str] = []
         if filters:  # the live ids alone (cheap: two columns), then the selected rows with their metadata
             cursor = self.conn.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (dataset,))

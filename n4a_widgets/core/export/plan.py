@@ -77,15 +77,18 @@ def _open_parquet(path: Path) -> Any:
         raise CorruptStoreError(f"Array file {path} cannot be read ({exc}).") from exc
 
 
-def _is_in(ids: pa.Array, values: Sequence[str] | set[str]) -> np.ndarray:
+def _is_in(ids: pa.Array, values: Sequence[str] | set[str] | pa.Array) -> np.ndarray:
     """``ids[i] in values`` as a numpy bool array (nulls are never in)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not values:
+    if len(values) == 0:
         return np.zeros(len(ids), dtype=bool)
-    value_set = pa.array(list(values), type=ids.type)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        value_set = values if values.type == ids.type else values.cast(ids.type)
+    else:
+        value_set = pa.array(list(values), type=ids.type)
     return _to_bools(pc.is_in(ids, value_set=value_set))
 
 
@@ -145,7 +148,7 @@ def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
     return indices.to_numpy()
 
 
-def _plan_dataset(plan: _DatasetPlan, live: Sequence[str], selected: Sequence[str] | None,
+def _plan_dataset(plan: _DatasetPlan, live: Sequence[str] | pa.Array, selected: Sequence[str] | pa.Array | None,
                   tombstones: set[str]) -> None:
     """Fill ``plan.keep``: which rows of the source file are exported (reads two columns, vectorized)."""
 
