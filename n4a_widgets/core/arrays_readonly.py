@@ -140,6 +140,8 @@ def scan_array_files(
 
 #: Rows decoded at a time by ``take_rows`` (bounds memory, not the work).
 TAKE_BATCH_ROWS = 8192
+#: Bytes ``take_rows`` reads from disk at a time.
+TAKE_BUFFER_BYTES = 1 << 20
 
 
 def take_rows(
@@ -155,7 +157,8 @@ def take_rows(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    # Page by page from disk: without a buffer size a whole compressed column chunk is read first.
+    parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=TAKE_BUFFER_BYTES)
     schema = parquet.schema_arrow if columns is None else pa.schema([parquet.schema_arrow.field(c) for c in columns])
     order = sorted(range(len(rows)), key=rows.__getitem__)
     pieces: list[pa.Table] = []
