@@ -683,3 +683,29 @@ def test_page_rows_are_taken_across_streamed_batches(tmp_path: Path) -> None:
     assert take_rows(path, [], ["z"]).num_rows == 0
     with pytest.raises(IndexError):
         take_rows(path, [n], ["z"])
+
+
+def test_warm_up_loads_the_common_columns_within_its_budget(demo_ws: Path, monkeypatch) -> None:
+    """The console's warm-up loads the most used columns, as many as its memory budget holds (the id always)."""
+    import sqlite3
+
+    from n4a_widgets.core.sql.local import LocalEngine
+
+    with LocalEngine(demo_ws) as engine:
+        engine.warm_up()
+        loaded = engine.state()["loaded"]["predictions"]
+    assert [c for c in LocalEngine.WARM_COLUMNS if c in loaded] == list(LocalEngine.WARM_COLUMNS), loaded
+
+    sql = "SELECT model_name, count(*) AS n FROM predictions GROUP BY 1 ORDER BY 1"
+    with LocalEngine(demo_ws) as engine:
+        engine._refresh()
+        sizes = engine._source.column_bytes("predictions", ["prediction_id", "dataset_name"])
+        assert sizes["prediction_id"] > sizes["dataset_name"] > 0
+        monkeypatch.setattr(LocalEngine, "WARM_BYTES", int(sizes["prediction_id"] + sizes["dataset_name"]) + 1)
+        engine.warm_up()
+        assert engine.state()["loaded"]["predictions"] == ["prediction_id", "dataset_name"]
+        # a query needing more loads the rest itself, and answers as SQLite does
+        got = engine.run(sql, limit=100, timeout_s=30, cancel=None).table.to_pylist()
+    with sqlite3.connect(demo_ws / "store.sqlite") as conn:
+        want = [{"model_name": m, "n": n} for m, n in conn.execute(sql)]
+    assert got == want

@@ -447,11 +447,15 @@ class LocalEngine:
             types[pos] = _duck_type_name(kind)
         return table
 
-    #: Columns of ``predictions`` most queries use; ``warm_up`` loads them ahead of the first query.
+    #: Columns of ``predictions`` most queries use, most used first; ``warm_up`` loads them ahead of the
+    #: first query, as many as ``WARM_BYTES`` holds.
     WARM_COLUMNS = (
-        "prediction_id", "pipeline_id", "chain_id", "dataset_name", "model_name", "model_class", "fold_id",
-        "partition", "val_score", "test_score", "train_score", "metric", "task_type", "n_samples",
+        "prediction_id", "dataset_name", "model_name", "partition", "val_score", "test_score", "train_score",
+        "metric", "fold_id", "task_type", "n_samples", "model_class", "pipeline_id", "chain_id",
     )
+    #: What the warm-up may load (estimated Arrow bytes): at 1M predictions all of ``WARM_COLUMNS``
+    #: took the idle worker to 730 MB; a query needing more loads the rest itself.
+    WARM_BYTES = 128 * 1024 * 1024
 
     def warm_up(self, cancel: threading.Event | None = None) -> None:
         """Load the common ``predictions`` columns and ``arrays`` now (the console does it while you type)."""
@@ -459,13 +463,27 @@ class LocalEngine:
         table = self._source.tables.get("predictions")
         if table is None:
             return
+        cols = self._warm_columns(table)
+        # Two statements, not a join: loading is the point, and even a LIMIT 0 join builds its hash table.
+        for sql in (f"SELECT {', '.join(_q(c) for c in cols)} FROM predictions LIMIT 0",
+                    f"SELECT prediction_id FROM {ARRAYS_TABLE} LIMIT 0"):
+            with contextlib.suppress(WorkspaceError):
+                self.run(sql, limit=0, timeout_s=120, cancel=cancel)
+
+    def _warm_columns(self, table: Any) -> list[str]:
+        """The leading ``WARM_COLUMNS`` whose estimated size fits ``WARM_BYTES`` (always the id)."""
         cols = [c for c in self.WARM_COLUMNS if c in table.columns]
-        with contextlib.suppress(WorkspaceError):
-            self.run(
-                f"SELECT {', '.join(_q(c) for c in cols)} FROM predictions JOIN {ARRAYS_TABLE} "
-                "USING (prediction_id) LIMIT 0",
-                limit=0, timeout_s=120, cancel=cancel,
-            )
+        sizes = self._source.column_bytes(table.name, cols)
+        if not sizes:
+            return cols
+        chosen: list[str] = []
+        total = 0.0
+        for c in cols:
+            total += sizes.get(c, 0.0)
+            if chosen and total > self.WARM_BYTES:
+                break
+            chosen.append(c)
+        return chosen
 
     # -- queries
 

@@ -96,6 +96,10 @@ class _Source:
     def display_type(self, table: _Table, index: int) -> str:
         return table.types[index]
 
+    def column_bytes(self, name: str, columns: list[str]) -> dict[str, float]:
+        """Arrow bytes each whole column would take, estimated from a sample ({} when unknown)."""
+        return {}
+
 
 class _NoSource(_Source):
     def __init__(self) -> None:
@@ -110,6 +114,25 @@ def _q(name: str) -> str:
 
 
 class _SqliteSource(_Source):
+    def column_bytes(self, name: str, columns: list[str]) -> dict[str, float]:
+        """Average width of 1,000 rows times the row count (``max(rowid)``: no scan)."""
+        from ..readonly_sqlite import open_readonly
+
+        table = self.tables.get(name)
+        if not columns or table is None or not table.has_rowid:
+            return {}
+        width = ("avg(CASE typeof({c}) WHEN 'text' THEN length(CAST({c} AS BLOB)) + 4 "
+                 "WHEN 'blob' THEN length({c}) + 4 ELSE 8 END)")
+        sql = (f"SELECT {', '.join(width.format(c=_q(c)) for c in columns)} FROM "
+               f"(SELECT {', '.join(_q(c) for c in columns)} FROM {_q(name)} LIMIT 1000)")
+        try:
+            with open_readonly(self.db) as conn:
+                row = conn.execute(sql).fetchone()
+                rows = int(conn.execute(f"SELECT max(rowid) FROM {_q(name)}").fetchone()[0] or 0)
+        except Exception:  # noqa: BLE001 - an estimate only: no budget then
+            return {}
+        return {c: float(v or 8) * rows for c, v in zip(columns, row, strict=True)}
+
     def __init__(self, db: Path) -> None:
         from ..readonly_sqlite import open_readonly
 
