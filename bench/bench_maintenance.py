@@ -67,11 +67,17 @@ def child(op: str, path: str) -> None:
     # Import the libraries first in every child: only the operation is timed.
     import nirs4all.pipeline.storage  # noqa: F401
     import polars  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
     import pyarrow.parquet  # noqa: F401
     from nirs4all.core import metrics  # noqa: F401
     from nirs4all.data import predictions  # noqa: F401
 
-    import n4a_widgets.core.maintenance  # noqa: F401  (ours too: only the operation is timed)
+    # Ours too (the modules an operation imports lazily): only the operation is timed.
+    import n4a_widgets.core.history  # noqa: F401
+    import n4a_widgets.core.maintenance  # noqa: F401
+    import n4a_widgets.core.recovery  # noqa: F401
+    import n4a_widgets.core.trash  # noqa: F401
 
     if op in ("ours_remove", "ours_remove_undo"):
         from n4a_widgets import Workspace
