@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +96,30 @@ def import_adbc() -> tuple[Any, Any]:
         if hide and sys.modules.get("polars", 0) is None:
             del sys.modules["polars"]
     return adbc_driver_sqlite, adbc_dbapi
+
+
+@contextlib.contextmanager
+def adbc_reader(db: Path) -> Iterator[Callable[..., Any]]:
+    """``read(sql, params=(), rows=None) -> pyarrow.Table`` on one read-only ADBC connection to ``db``.
+
+    The same trace-free URI as ``open_readonly``, ``PRAGMA query_only``, and one read
+    transaction (autocommit off) for every ``read``, so they all see one snapshot.  With
+    ``rows`` (how many the statement returns, at most) the result is one batch, so the
+    driver types each column from every value rather than from the first batch.  Each
+    table is validated in full (invalid UTF-8, say, raises here).  Driver errors are raised
+    as they come: callers fall back to their Python path, which reports them properly.
+    """
+    driver, dbapi = import_adbc()
+    with dbapi.connect(adbc_uri(db), autocommit=False) as conn, conn.cursor() as cur:
+        cur.execute("PRAGMA query_only=ON")
+
+        def read(sql: str, params: Sequence[Any] = (), rows: int | None = None) -> Any:
+            if rows is not None:
+                cur.adbc_statement.set_options(**{driver.StatementOptions.BATCH_ROWS.value: str(max(rows + 1, 1024))})
+            cur.execute(sql, list(params)) if params else cur.execute(sql)
+            table = cur.fetch_arrow_table()
+            table.validate(full=True)
+            return table
+
+        yield read
+

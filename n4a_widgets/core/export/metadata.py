@@ -138,30 +138,26 @@ class _Metadata:
         """``scan`` read straight into Arrow by the ADBC SQLite driver, or None to take the Python path.
 
         At 1M predictions the Python path spends 0.9 s turning 125k rows into tuples and back
-        into Arrow; the driver does it in C.  One read transaction for both queries; each
-        result is one batch, so the driver types a column from all its values, and a column
+        into Arrow; the driver does it in C (``readonly_sqlite.adbc_reader``: one snapshot for
+        both queries, each result one validated batch typed from all its values).  A column
         whose type is not the one the Python path would produce (a value of another storage
         class, say) sends the whole scan back to the Python path, as does any driver error.
         """
         import pyarrow as pa
 
-        from ..readonly_sqlite import adbc_uri, import_adbc
+        from ..readonly_sqlite import adbc_reader
 
         assert self.db is not None
         where = " AND ".join(["p.dataset_name = ?", *(f"+p.{column} = ?" for column in filters)])
         try:
-            driver, dbapi = import_adbc()
-            with dbapi.connect(adbc_uri(self.db), autocommit=False) as conn, conn.cursor() as cur:
-                cur.execute("PRAGMA query_only=ON")
-                cur.execute("SELECT count(*) FROM predictions WHERE dataset_name = ?", (dataset,))
-                count = int(cur.fetchall()[0][0])
-                cur.adbc_statement.set_options(**{driver.StatementOptions.BATCH_ROWS.value: str(count + 1)})
+            with adbc_reader(self.db) as read:
+                count = int(read("SELECT count(*) FROM predictions WHERE dataset_name = ?", [dataset])
+                            .column(0)[0].as_py())
                 live = None
                 if filters:
-                    cur.execute("SELECT prediction_id FROM predictions WHERE dataset_name = ?", (dataset,))
-                    live = cur.fetch_arrow_table().column(0).combine_chunks()
-                cur.execute(self.select + where, [dataset, *filters.values()])
-                got = cur.fetch_arrow_table().combine_chunks()
+                    live = read("SELECT prediction_id FROM predictions WHERE dataset_name = ?", [dataset],
+                                rows=count).column(0).combine_chunks()
+                got = read(self.select + where, [dataset, *filters.values()], rows=count).combine_chunks()
         except Exception:  # noqa: BLE001 - no driver, a driver error, a lock: the Python path reports it
             return None
         ids = _exact(got.column(0), "string") if got.num_rows else pa.array([], pa.string())

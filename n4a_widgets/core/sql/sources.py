@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import layout
 from ..errors import WorkspaceError
-from ..readonly_sqlite import adbc_uri as _adbc_uri
-from ..readonly_sqlite import import_adbc as _import_adbc
+from ..readonly_sqlite import adbc_reader
+from ..readonly_sqlite import adbc_uri as _adbc_uri  # noqa: F401 - re-exported by core.sql
 from ..reports import Report
 
 if TYPE_CHECKING:
@@ -114,25 +114,6 @@ def _q(name: str) -> str:
 
 
 class _SqliteSource(_Source):
-    def column_bytes(self, name: str, columns: list[str]) -> dict[str, float]:
-        """Average width of 1,000 rows times the row count (``max(rowid)``: no scan)."""
-        from ..readonly_sqlite import open_readonly
-
-        table = self.tables.get(name)
-        if not columns or table is None or not table.has_rowid:
-            return {}
-        width = ("avg(CASE typeof({c}) WHEN 'text' THEN length(CAST({c} AS BLOB)) + 4 "
-                 "WHEN 'blob' THEN length({c}) + 4 ELSE 8 END)")
-        sql = (f"SELECT {', '.join(width.format(c=_q(c)) for c in columns)} FROM "
-               f"(SELECT {', '.join(_q(c) for c in columns)} FROM {_q(name)} LIMIT 1000)")
-        try:
-            with open_readonly(self.db) as conn:
-                row = conn.execute(sql).fetchone()
-                rows = int(conn.execute(f"SELECT max(rowid) FROM {_q(name)}").fetchone()[0] or 0)
-        except Exception:  # noqa: BLE001 - an estimate only: no budget then
-            return {}
-        return {c: float(v or 8) * rows for c, v in zip(columns, row, strict=True)}
-
     def __init__(self, db: Path) -> None:
         from ..readonly_sqlite import open_readonly
 
@@ -155,6 +136,25 @@ class _SqliteSource(_Source):
                 self.tables[name] = _Table(
                     name, kind, [r[1] for r in info], [_affinity(r[2]) for r in info], count, has_rowid
                 )
+
+    def column_bytes(self, name: str, columns: list[str]) -> dict[str, float]:
+        """Average width of 1,000 rows times the row count (``max(rowid)``: no scan)."""
+        from ..readonly_sqlite import open_readonly
+
+        table = self.tables.get(name)
+        if not columns or table is None or not table.has_rowid:
+            return {}
+        width = ("avg(CASE typeof({c}) WHEN 'text' THEN length(CAST({c} AS BLOB)) + 4 "
+                 "WHEN 'blob' THEN length({c}) + 4 ELSE 8 END)")
+        sql = (f"SELECT {', '.join(width.format(c=_q(c)) for c in columns)} FROM "
+               f"(SELECT {', '.join(_q(c) for c in columns)} FROM {_q(name)} LIMIT 1000)")
+        try:
+            with open_readonly(self.db) as conn:
+                row = conn.execute(sql).fetchone()
+                rows = int(conn.execute(f"SELECT max(rowid) FROM {_q(name)}").fetchone()[0] or 0)
+        except Exception:  # noqa: BLE001 - an estimate only: no budget then
+            return {}
+        return {c: float(v or 8) * rows for c, v in zip(columns, row, strict=True)}
 
     def display_type(self, table: _Table, index: int) -> str:
         return _DISPLAY_TYPE[table.types[index]]
@@ -238,23 +238,15 @@ def _adbc_load(
 ) -> dict[str, dict[str, pa.Array]]:
     """Read the wanted columns of ``store.sqlite`` straight into Arrow with the ADBC SQLite driver.
 
-    Same read-only, trace-free URI as ``open_readonly`` (``mode=ro``, plus ``immutable=1`` when no WAL
-    exists), ``PRAGMA query_only``, and one read transaction for every table (one snapshot).  Each table
-    is read as one batch, so the driver infers each column's type from every value; a table whose
+    ``readonly_sqlite.adbc_reader``: one read-only snapshot for every table, each read as one validated
+    batch, so the driver infers each column's type from every value; a table whose
     columns could come out differently from the Python path (mixed storage classes) is left out and the
-    caller reads it through Python.  Any driver error (not installed, locked, corrupt) leaves the table
-    to the Python path too, which maps errors to the right WorkspaceError.
+    caller reads it through Python.  Any driver error (not installed, locked, corrupt, invalid UTF-8)
+    leaves the table to the Python path too, which maps errors to the right WorkspaceError.
     """
-    try:
-        adbc_driver_sqlite, adbc_dbapi = _import_adbc()
-    except ImportError:
-        return {}
-
     out: dict[str, dict[str, pa.Array]] = {}
     try:
-        # autocommit off: the driver opens one transaction, so every table comes from the same snapshot.
-        with adbc_dbapi.connect(_adbc_uri(db), autocommit=False) as conn, conn.cursor() as cur:
-            cur.execute("PRAGMA query_only=ON")
+        with adbc_reader(db) as read:
             for name, cols in wanted.items():
                 dog.check()
                 table = tables[name]
@@ -262,17 +254,11 @@ def _adbc_load(
                 checks = [i for i, k in enumerate(kinds) if k == "any"]
                 select = [_q(c) for c in cols] + [_CLASS_CODE.format(col=_q(cols[i])) for i in checks]
                 order = " ORDER BY rowid" if table.has_rowid else ""
-                cur.execute(f"SELECT count(*) FROM {_q(name)}")
-                count = int(cur.fetchall()[0][0])
-                cur.adbc_statement.set_options(
-                    **{adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value: str(max(count + 1, 1024))}
-                )
-                cur.execute(f"SELECT {', '.join(select)} FROM {_q(name)}{order}")
-                got = cur.fetch_arrow_table()
+                count = int(read(f"SELECT count(*) FROM {_q(name)}").column(0)[0].as_py())
+                got = read(f"SELECT {', '.join(select)} FROM {_q(name)}{order}", rows=count)
                 dog.check()
                 if got.num_columns != len(select):
                     return {}
-                got.validate(full=True)  # e.g. invalid UTF-8 in a text: let the Python path report it
                 arrays: dict[str, pa.Array] = {}
                 for i, (c, kind) in enumerate(zip(cols, kinds, strict=True)):
                     classes = None
